@@ -1,0 +1,1 @@
+"""runvoy provider for GCP. The SDK is imported only when the provider is first used."""

@@ -1,0 +1,39 @@
+"""runvoy: run a command in an ephemeral cloud container (or on this machine).
+
+``from runvoy_core import Runvoy`` is lazy: importing the package loads nothing heavy, so the local
+supervisor and ``runvoy --help`` stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from runvoy_core.api import Runvoy
+    from runvoy_core.errors import RunvoyError
+    from runvoy_core.locks import check_fence
+    from runvoy_core.models import Execution, ExecutionRequest, LogEvent, Resources, Status
+
+_LAZY = {
+    "Runvoy": "runvoy_core.api",
+    "RunvoyError": "runvoy_core.errors",
+    "check_fence": "runvoy_core.locks",
+    "Execution": "runvoy_core.models",
+    "ExecutionRequest": "runvoy_core.models",
+    "LogEvent": "runvoy_core.models",
+    "Resources": "runvoy_core.models",
+    "Status": "runvoy_core.models",
+}
+
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runvoy_core' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,121 @@
+"""The RunvoyError tree. Every error carries a one-line hint a user can act on.
+
+The CLI prints ``error: <message>`` and ``hint: <hint>`` and exits with ``exit_code``
+(125 when runvoy itself fails, the ``docker run`` rule; 2 for usage errors; 75 for a held lock).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RunvoyError(Exception):
+    """Base of every error runvoy raises on purpose."""
+
+    exit_code: int = 125
+    default_hint: str = "run with --log-level debug for details"
+
+    def __init__(self, message: str, *, hint: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint or self.default_hint
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint, **self.details}
+
+
+class UsageError(RunvoyError):
+    """Bad input: a value, a flag, a request that can never be valid."""
+
+    exit_code = 2
+    default_hint = "see --help for the accepted forms"
+
+
+class ValidationFailed(UsageError):
+    """A request or config value failed validation; the message names the field."""
+
+
+class ConfigError(RunvoyError):
+    default_hint = "check the file named above, or run: runvoy config validate"
+
+
+class ProviderUnavailable(RunvoyError):
+    default_hint = "run: runvoy providers"
+
+
+class UnknownProvider(ProviderUnavailable):
+    pass
+
+
+class PluginError(RunvoyError):
+    default_hint = "run: runvoy providers   (it lists plugins that failed to load, with the reason)"
+
+
+class CapabilityMissing(UsageError):
+    default_hint = "choose a provider that supports it (runvoy providers), or drop the option"
+
+
+class NotFound(RunvoyError):
+    default_hint = "run: runvoy list"
+
+
+class AmbiguousId(UsageError):
+    default_hint = "type more characters of the id"
+
+
+class AlreadyExists(RunvoyError):
+    pass
+
+
+class VersionConflict(RunvoyError):
+    """A compare-and-swap lost: somebody else wrote first."""
+
+    default_hint = "re-read and try again"
+
+
+class StaleFence(RunvoyError):
+    """A write from a holder whose lock grant has been superseded."""
+
+    default_hint = "the lock was taken over by a newer holder; this writer must stop"
+
+
+class LockHeld(RunvoyError):
+    exit_code = 75
+    default_hint = "wait for it, use --on-conflict wait, or inspect it with: runvoy locks status NAME"
+
+
+class LockTimeout(LockHeld):
+    pass
+
+
+class LockLost(RunvoyError):
+    default_hint = "the lock could not be renewed in time; the run was stopped to keep the lock's guarantee"
+
+
+class BudgetExceeded(RunvoyError):
+    default_hint = "raise the budget (runvoy budget set), wait for the next period, or drop --enforce"
+
+
+class ProviderError(RunvoyError):
+    """The cloud (or the local machine) refused or failed an operation."""
+
+    default_hint = "check the provider's credentials, quotas and status; retry later if it is transient"
+
+
+class TransientProviderError(ProviderError):
+    """Throttling, 5xx, timeouts: safe to retry after re-checking state."""
+
+
+class StartFailed(ProviderError):
+    pass
+
+
+class ImageNotSupported(UsageError):
+    default_hint = (
+        "the local provider runs commands on this machine; configure a container runtime "
+        "(RUNVOY_LOCAL__CONTAINER_RUNTIME=podman) or pick a cloud provider with --provider"
+    )

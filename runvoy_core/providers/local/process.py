@@ -1,0 +1,185 @@
+"""Runs one command in its own process group and captures its output line by line.
+
+Shared by the local provider's supervisor and by the cloud simulator used in tests. Imports only the
+standard library: the supervisor process starts with it and must start fast.
+
+Output is handed over in chunks of complete lines (``data`` ends with ``\\n``; a last line without a newline
+gets one at EOF), all stamped with the time they were read: per-chunk work keeps capture throughput close to
+the bare command's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+OutputCallback = Callable[[str, float, bytes], None]
+READ_SIZE = 1 << 16
+# after the main process exits, how long to keep reading pipes held open by leftovers we could not kill
+DRAIN_AFTER_EXIT = 1.0
+
+
+@dataclass
+class ExitInfo:
+    exit_code: int | None
+    signal: int | None
+    started_at: float
+    finished_at: float
+    timed_out: bool = False
+    stopped: bool = False  # a stop (graceful or kill) was requested
+    killed: bool = False  # the group had to be SIGKILLed
+
+
+class ManagedProcess:
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        on_output: OutputCallback,
+        timeout: float | None = None,
+        grace: float = 10.0,
+    ) -> None:
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.on_output = on_output
+        self.timeout = timeout
+        self.grace = grace
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self._stop_requested_at: float | None = None
+        self._kill_at: float | None = None
+        self._timed_out = False
+        self._killed = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> int:
+        self.started_at = time.time()
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,  # own session and process group: signals reach the whole tree
+            close_fds=True,
+        )
+        return self.proc.pid
+
+    # -- stopping -------------------------------------------------------------------------------------
+    def request_stop(self, grace: float | None = None) -> None:
+        """SIGTERM the group now, SIGKILL it after the grace period (checked by ``run``)."""
+        if self._stop_requested_at is not None:
+            return
+        now = time.monotonic()
+        self._stop_requested_at = now
+        self._kill_at = now + (self.grace if grace is None else grace)
+        self._signal_group(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._stop_requested_at = self._stop_requested_at or time.monotonic()
+        self._kill_at = time.monotonic()
+        self._killed = True
+        self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run(self, should_stop: Callable[[], float | None] | None = None, tick: float = 0.1) -> ExitInfo:
+        """Pump output until the process ends; enforce the timeout and the stop escalation.
+
+        ``should_stop`` is polled every ``tick``: it returns a grace period when a stop has been asked for
+        from outside (None otherwise).
+        """
+        assert self.proc is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        for stream, pipe in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
+            os.set_blocking(pipe.fileno(), False)
+            sel.register(pipe.fileno(), selectors.EVENT_READ, stream)
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        exit_seen_at: float | None = None
+        next_check = time.monotonic()
+
+        while sel.get_map():
+            for key, _ in sel.select(timeout=tick):
+                stream = key.data
+                try:
+                    data = os.read(key.fd, READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    sel.unregister(key.fd)
+                    if partial[stream]:
+                        self.on_output(stream, time.time(), partial[stream] + b"\n")
+                        partial[stream] = b""
+                    continue
+                data = partial[stream] + data
+                cut = data.rfind(b"\n") + 1
+                partial[stream] = data[cut:]
+                if cut:
+                    self.on_output(stream, time.time(), data[:cut])
+                elif len(partial[stream]) > READ_SIZE * 16:
+                    # a 1 MiB line without a newline: hand it over rather than grow without bound
+                    self.on_output(stream, time.time(), partial[stream] + b"\n")
+                    partial[stream] = b""
+            now = time.monotonic()
+            if now < next_check:
+                continue
+            next_check = now + tick
+            if exit_seen_at is None and self.proc.poll() is not None:
+                exit_seen_at = now
+                # the container rule: when the main process ends, whatever it left behind ends too
+                self._signal_group(signal.SIGKILL)
+            if exit_seen_at is not None and now - exit_seen_at > DRAIN_AFTER_EXIT:
+                break
+            if deadline is not None and now >= deadline and self._stop_requested_at is None:
+                self._timed_out = True
+                self.request_stop()
+            if should_stop is not None and self._stop_requested_at is None:
+                grace = should_stop()
+                if grace is not None:
+                    if grace <= 0:
+                        self.kill()
+                    else:
+                        self.request_stop(grace)
+            if self._kill_at is not None and now >= self._kill_at and exit_seen_at is None:
+                self._killed = True
+                self._signal_group(signal.SIGKILL)
+                self._kill_at = now + 1.0  # and again, should something survive
+        sel.close()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError):
+                pipe.close()
+        returncode = self.proc.wait()
+        self._signal_group(signal.SIGKILL)
+        finished = time.time()
+        if returncode < 0:
+            exit_code, sig = 128 - returncode, -returncode
+        else:
+            exit_code, sig = returncode, None
+        return ExitInfo(
+            exit_code=exit_code,
+            signal=sig,
+            started_at=self.started_at,
+            finished_at=finished,
+            timed_out=self._timed_out,
+            stopped=self._stop_requested_at is not None,
+            killed=self._killed,
+        )
