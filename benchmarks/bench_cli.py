@@ -1,0 +1,82 @@
+"""CLI wall-time and log-capture benchmarks for the local provider.
+
+    .venv/bin/python benchmarks/bench_cli.py [--runs 15] [--megabytes 100]
+
+Measures, each as the median of --runs subprocess runs with a fresh RUNVOY_HOME:
+- `runvoy --help` against `python -c pass` (target: <= 80 ms, and no cloud SDK imported);
+- `runvoy run "true"` against `sh -c true` (target: <= 250 ms);
+- `runvoy run` of a command printing --megabytes of 100-byte lines against the bare command, both writing
+  to /dev/null (target: captured throughput >= 50 % of the bare command's).
+Prints a markdown table; paste it into docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RUNVOY = str(BIN / "runvoy")
+CLOUD_SDKS = ("boto3", "botocore", "google", "azure")
+
+
+def timed(argv: list[str], env: dict[str, str], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def imported_cloud_sdks(env: dict[str, str]) -> list[str]:
+    probe = (
+        "import sys, runvoy_cli.main as m\n"
+        "try:\n    m.cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        f"print(','.join(sorted({{n.split('.')[0] for n in sys.modules}} & set({CLOUD_SDKS!r}))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    return [m for m in out.stdout.strip().splitlines()[-1].split(",") if m]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--megabytes", type=int, default=100)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "RUNVOY_HOME": home, "RUNVOY_CONFIG": str(Path(home) / "none.toml")}
+        rows = []
+        help_t = timed([RUNVOY, "--help"], env, args.runs)
+        py_t = timed([sys.executable, "-c", "pass"], env, args.runs)
+        sdks = imported_cloud_sdks(env)
+        rows.append(("`runvoy --help`", help_t, py_t, "`python -c pass`", "<= 80 ms", help_t <= 0.080 and not sdks))
+        timed([RUNVOY, "run", "true"], env, 2)  # create the database once, as a user's first run does
+        run_t = timed([RUNVOY, "run", "true"], env, args.runs)
+        sh_t = timed(["sh", "-c", "true"], env, args.runs)
+        rows.append(('`runvoy run "true"`', run_t, sh_t, "`sh -c true`", "<= 250 ms", run_t <= 0.250))
+        producer = f"head -c {args.megabytes * 1000 * 1000} /dev/zero | tr '\\0' 'a' | fold -w 99"
+        bare = timed(["sh", "-c", producer], env, 3)
+        captured = timed([RUNVOY, "run", producer], env, 3)
+        ratio = bare / captured
+        rows.append(
+            (f"`runvoy run` printing {args.megabytes} MB", captured, bare, "bare command", ">= 50 % throughput",
+             ratio >= 0.5)
+        )
+    print("| measurement | runvoy | baseline | baseline command | target | met |")
+    print("|---|---|---|---|---|---|")
+    for name, value, base, base_name, target, met in rows:
+        print(f"| {name} | {value * 1000:.0f} ms | {base * 1000:.0f} ms | {base_name} | {target} | {'yes' if met else 'NO'} |")
+    print(f"\nthroughput ratio: {ratio:.0%} of the bare command; cloud SDKs imported by --help: {sdks or 'none'}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, runs={args.runs}")
+
+
+if __name__ == "__main__":
+    main()

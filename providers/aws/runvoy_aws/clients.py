@@ -1,0 +1,195 @@
+"""boto3 session and clients, and the translation of botocore errors into RunvoyErrors.
+
+Every client retries in botocore's adaptive mode (client-side rate limiting + exponential backoff) except
+the one RunTask goes through: a botocore-level retry of RunTask after a read timeout could launch a second
+task, so ``compute.py`` retries starts itself, looking the task up first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from runvoy_core.errors import ConfigError, ProviderError, ProviderUnavailable, TransientProviderError
+
+from runvoy_aws.config import AwsConfig
+
+try:
+    import boto3
+    import botocore.config
+    import botocore.exceptions as bexc
+except ImportError as _exc:  # pragma: no cover - exercised only without the extra installed
+    raise ProviderUnavailable(
+        f"the aws provider needs boto3 ({_exc})", hint="install it with: pip install 'runvoy[aws]'"
+    ) from None
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+TRANSIENT_CODES = THROTTLING_CODES | {
+    "ServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "RequestTimeout",
+    "RequestTimeoutException",
+}
+CREDENTIAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+    }
+)
+ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, bexc.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def http_status(exc: BaseException) -> int:
+    if isinstance(exc, bexc.ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return 0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Throttling, 5xx and network trouble: the operation may succeed when retried."""
+    if isinstance(exc, bexc.ClientError):
+        return error_code(exc) in TRANSIENT_CODES or http_status(exc) >= 500 or http_status(exc) == 429
+    return isinstance(exc, bexc.ConnectionError | bexc.HTTPClientError)
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """The request may have been carried out although we got no answer (read timeout, 5xx, dropped
+    connection after sending). Throttling and connect failures are not: the server did not act."""
+    if isinstance(exc, bexc.ClientError):
+        if error_code(exc) in THROTTLING_CODES or http_status(exc) == 429:
+            return False
+        return http_status(exc) >= 500 or error_code(exc) in TRANSIENT_CODES
+    if isinstance(exc, bexc.ConnectTimeoutError | bexc.EndpointConnectionError):
+        return False
+    return isinstance(exc, bexc.ConnectionError | bexc.HTTPClientError)
+
+
+def translate(exc: BaseException, action: str) -> Exception:
+    """A RunvoyError with one clear line for a botocore failure (never the traceback)."""
+    if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
+        return ProviderError(
+            f"{action}: no AWS credentials found",
+            hint="configure them (aws configure / aws sso login), set AWS_PROFILE, or set providers.aws.profile",
+        )
+    if isinstance(exc, bexc.ProfileNotFound):
+        return ConfigError(f"{action}: {exc}", hint="fix providers.aws.profile or AWS_PROFILE")
+    if isinstance(exc, bexc.NoRegionError):
+        return ConfigError(
+            f"{action}: no AWS region configured",
+            hint="set providers.aws.region, --region, or AWS_REGION",
+        )
+    if isinstance(exc, bexc.ClientError):
+        code, message = error_code(exc), exc.response.get("Error", {}).get("Message", "")
+        text = f"{action}: {code}: {message}".rstrip(": ")
+        if is_transient(exc):
+            return TransientProviderError(text, aws_code=code)
+        if code in CREDENTIAL_CODES:
+            return ProviderError(text, hint="the AWS credentials are invalid or expired: refresh them", aws_code=code)
+        if code in ACCESS_CODES:
+            return ProviderError(
+                text,
+                hint="the AWS identity lacks a permission: see the minimal IAM policy in the runvoy-aws README",
+                aws_code=code,
+            )
+        return ProviderError(text, aws_code=code)
+    if is_transient(exc):
+        return TransientProviderError(f"{action}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, bexc.BotoCoreError):
+        return ProviderError(f"{action}: {exc}")
+    return exc if isinstance(exc, Exception) else ProviderError(f"{action}: {exc}")
+
+
+@contextmanager
+def aws_call(action: str) -> Iterator[None]:
+    """Turn botocore failures inside the block into RunvoyErrors."""
+    try:
+        yield
+    except (bexc.BotoCoreError, bexc.ClientError) as exc:
+        raise translate(exc, action) from None
+
+
+class AwsClients:
+    """One boto3 session per provider; clients are created on first use and shared (boto3 clients are
+    thread-safe, sessions are not: creation is serialised)."""
+
+    def __init__(self, config: AwsConfig, region: str | None) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        try:
+            self.session = boto3.session.Session(profile_name=config.profile, region_name=region)
+        except bexc.BotoCoreError as exc:
+            raise translate(exc, "AWS session") from None
+        self.region: str | None = self.session.region_name
+        self._retry_config = self._make_config(config.max_attempts)
+        self._start_config = self._make_config(1)
+
+    def _make_config(self, attempts: int) -> Any:
+        return botocore.config.Config(
+            retries={"mode": "adaptive", "max_attempts": attempts},
+            connect_timeout=self.config.connect_timeout,
+            read_timeout=self.config.read_timeout,
+            user_agent_extra="runvoy",
+        )
+
+    def client(self, service: str, *, single_attempt: bool = False) -> Any:
+        key = f"{service}:{'single' if single_attempt else 'retry'}"
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                try:
+                    client = self.session.client(
+                        service,
+                        endpoint_url=self.config.endpoint_url,
+                        config=self._start_config if single_attempt else self._retry_config,
+                    )
+                except bexc.BotoCoreError as exc:
+                    raise translate(exc, f"AWS {service} client") from None
+                self._clients[key] = client
+            return client
+
+    def all(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._clients)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            try:
+                client.close()
+            except Exception:  # closing is best effort
+                pass

@@ -1,0 +1,1 @@
+"""runvoy's command line: a thin layer over runvoy_core's Python API."""

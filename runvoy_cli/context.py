@@ -1,0 +1,74 @@
+"""What every command receives: the global options, and lazily built settings and API object."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from runvoy_core.api import Runvoy
+    from runvoy_core.config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    provider: str | None = None
+    profile: str | None = None
+    log_format: str | None = None
+    log_level: str | None = None
+    _settings: Settings | None = field(default=None, repr=False)
+    _runvoy: dict[str | None, Runvoy] = field(default_factory=dict, repr=False)
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from runvoy_core.config import load_settings
+            from runvoy_core.logging import configure_logging
+
+            self._settings = load_settings(
+                profile=self.profile, log_format=self.log_format, log_level=self.log_level
+            )
+            configure_logging(self._settings.log_format, self._settings.log_level)
+        return self._settings
+
+    def runvoy(self, provider: str | None = None) -> Runvoy:
+        """The API object for ``provider`` (the command's --provider, else the global one, else the config's)."""
+        name = provider or self.provider
+        if name not in self._runvoy:
+            from runvoy_core.api import Runvoy
+
+            self._runvoy[name] = Runvoy(provider=name, settings=self.settings())
+        return self._runvoy[name]
+
+
+def state() -> CliState:
+    ctx = click.get_current_context()
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):
+        obj = CliState()
+        ctx.find_root().obj = obj
+    return obj
+
+
+def handle_errors(func: F) -> F:
+    """Turn RunvoyError (and anything unexpected) into a one-line message, a hint and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from runvoy_core.errors import RunvoyError
+
+        try:
+            return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except (RunvoyError, Exception) as exc:
+            from runvoy_cli.main import render_error
+
+            raise SystemExit(render_error(exc)) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,133 @@
+"""The ``runvoy`` entry point. Subcommands are imported only when invoked, so ``runvoy --help`` loads click
+and nothing else (no pydantic, no cloud SDK)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from runvoy_cli.context import CliState
+
+# name -> (module, one-line help). The help text lives here so that listing commands imports nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("runvoy_cli.commands.run", "Run a command (or a playbook) and stream its logs."),
+    "status": ("runvoy_cli.commands.status", "Show an execution's status, exit code, cost and history."),
+    "logs": ("runvoy_cli.commands.logs", "Print an execution's logs (-f to follow)."),
+    "list": ("runvoy_cli.commands.listing", "List executions, newest first."),
+    "kill": ("runvoy_cli.commands.kill", "Stop an execution (graceful, then kill)."),
+    "wait": ("runvoy_cli.commands.wait", "Wait for an execution to end; exit with its exit code."),
+    "reconcile": ("runvoy_cli.commands.reconcile", "Repair records and tasks that disagree."),
+    "locks": ("runvoy_cli.commands.locks", "Inspect and release named locks."),
+    "cost": ("runvoy_cli.commands.cost", "Estimate, report and refresh run costs."),
+    "budget": ("runvoy_cli.commands.budget", "Set and inspect spending budgets."),
+    "providers": ("runvoy_cli.commands.providers", "List installed providers and plugin errors."),
+    "setup": ("runvoy_cli.commands.setup", "Create or check what a provider needs."),
+    "config": ("runvoy_cli.commands.config", "Show or validate the configuration."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        command: click.Command = module.cli
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _version() -> str:
+    from runvoy_core import __version__
+
+    return __version__
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--provider", "-p", envvar="RUNVOY_PROVIDER", help="Provider to use (default: local).")
+@click.option("--profile", envvar="RUNVOY_PROFILE", help="Config profile to use.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default=None,
+    help="How runvoy's own log lines look (on stderr).",
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None, help="runvoy's verbosity."
+)
+@click.version_option(version=None, package_name=None, message="runvoy %(version)s", prog_name="runvoy")
+@click.pass_context
+def cli(
+    ctx: click.Context, provider: str | None, profile: str | None, log_format: str | None, log_level: str | None
+) -> None:
+    """runvoy runs a command in an ephemeral cloud container (or on this machine) and gives back live and
+    stored logs, the exit code, a status history, named locks and the cost of every run.
+
+    \b
+    Examples:
+      runvoy run "echo hello"
+      runvoy run --provider aws --cpu 1 --memory 2GiB --lock nightly-etl "python etl.py"
+      runvoy run --detach "sleep 30" && runvoy list
+    """
+    ctx.obj = CliState(provider=provider, profile=profile, log_format=log_format, log_level=log_level)
+
+
+def _patch_version() -> None:
+    # click's version_option needs a version string; computing it lazily keeps --help import-free
+    for param in cli.params:
+        if isinstance(param, click.Option) and param.is_flag and "--version" in param.opts:
+            param.callback = _print_version
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"runvoy {_version()}")
+    ctx.exit()
+
+
+_patch_version()
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI; RunvoyError becomes a one-line message with a hint and its exit code (never a traceback)."""
+    try:
+        return cli.main(args=argv, prog_name="runvoy", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+def render_error(exc: BaseException) -> int:
+    """Print a RunvoyError (or an unexpected exception) for a person; return the exit code."""
+    from runvoy_core.errors import RunvoyError
+
+    if isinstance(exc, RunvoyError):
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        return exc.exit_code
+    click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+    click.echo("hint: this is a bug in runvoy; run again with --log-level debug for the traceback", err=True)
+    if os.environ.get("RUNVOY_DEBUG") or "--log-level=debug" in sys.argv or "debug" in sys.argv:
+        import traceback
+
+        traceback.print_exc()
+    return 125
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""The Python API: ``Runvoy(provider=None, **config)``.
+
+    from runvoy_core import Runvoy
+    rv = Runvoy()                                   # the local provider, zero configuration
+    ex = rv.run("pytest -x", timeout="30m", lock="ci")
+    ex.status, ex.exit_code, ex.cost.total
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from runvoy_core.config import Settings, describe_validation_error, load_settings
+from runvoy_core.errors import (
+    AmbiguousId,
+    ConfigError,
+    NotFound,
+    RunvoyError,
+    UnknownProvider,
+    ValidationFailed,
+)
+from runvoy_core.logging import bind_request_id, current_request_id
+from runvoy_core.models import (
+    Execution,
+    ExecutionRequest,
+    LogEvent,
+    Status,
+    StatusChange,
+    new_request_id,
+)
+from runvoy_core.ports import LockRegister, Provider, StorePort
+from runvoy_core.ports.store import ExecutionQuery
+from runvoy_core.runner import LogSink, Messages, RunHandle, Runner
+
+KNOWN_CLOUDS = ("aws", "gcp", "azure")
+
+
+def build_request(command: str | list[str] | ExecutionRequest, **options: Any) -> ExecutionRequest:
+    """An ExecutionRequest from keyword options; a bad value names the field and the accepted form."""
+    if isinstance(command, ExecutionRequest):
+        return command
+    data: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    resources = dict(data.pop("resources", {}) or {})
+    for key in ("cpu", "memory", "spot", "storage_gib"):
+        if key in data:
+            resources[key] = data.pop(key)
+    if "arch" in data:
+        resources["architecture"] = data.pop("arch")
+    if "architecture" in data:
+        resources["architecture"] = data.pop("architecture")
+    if resources:
+        data["resources"] = resources
+    if isinstance(command, str):
+        data["command"] = command
+    else:
+        data["argv"] = list(command)
+    try:
+        return ExecutionRequest.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(f"invalid request: {describe_validation_error(exc)}") from None
+
+
+class Runvoy:
+    def __init__(self, provider: str | None = None, *, settings: Settings | None = None, **config: Any) -> None:
+        self.settings = settings or load_settings()
+        self.provider_name = provider or self.settings.provider
+        if current_request_id() is None:
+            bind_request_id(new_request_id())
+        self._provider: Provider | None = None
+        self._runner: Runner | None = None
+        self._config_overrides = config
+        self._plugins: Any = None
+
+    # -- wiring ------------------------------------------------------------------------------------------------
+    @property
+    def plugins(self) -> Any:
+        if self._plugins is None:
+            from runvoy_core.plugins.manager import get_plugins
+
+            self._plugins = get_plugins()
+        return self._plugins
+
+    @property
+    def provider(self) -> Provider:
+        if self._provider is None:
+            self._provider = self._create_provider(self.provider_name)
+        return self._provider
+
+    def _create_provider(self, name: str) -> Provider:
+        spec = self.plugins.registry.get(name)
+        if spec is None:
+            failure = next((f for f in self.plugins.failures if f.plugin == name), None)
+            if failure is not None:
+                raise UnknownProvider(f"provider {name!r} failed to load: {failure.error}")
+            known = ", ".join(self.plugins.registry.names())
+            hint = (
+                f"install it with: pip install 'runvoy[{name}]'"
+                if name in KNOWN_CLOUDS
+                else f"installed providers: {known}"
+            )
+            raise UnknownProvider(f"unknown provider {name!r} (installed: {known})", hint=hint)
+        section = {**self.settings.provider_section(name), **self._config_overrides}
+        model = spec.load_config_model()
+        config: Any = section
+        if model is not None:
+            try:
+                config = model.model_validate(section)
+            except ValidationError as exc:
+                detail = describe_validation_error(exc)
+                raise ConfigError(
+                    f"invalid configuration for provider {name!r}: providers.{name}.{detail}",
+                    hint=f"fix the [providers.{name}] section of your config file or RUNVOY_PROVIDERS__{name.upper()}__*",
+                ) from None
+        factory = spec.load_factory()
+        provider: Provider = factory(config, self.settings)
+        return provider
+
+    @property
+    def store(self) -> StorePort:
+        store = self.provider.store
+        if store is None:
+            from runvoy_core.providers.local.store import LocalStore
+
+            store = LocalStore(self.settings.home)
+        return store
+
+    @property
+    def register(self) -> LockRegister:
+        register = self.provider.locks
+        if register is None:
+            from runvoy_core.providers.local.register import LocalLockRegister
+
+            register = LocalLockRegister(self.settings.home)
+        return register
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            clouds = tuple(n for n in KNOWN_CLOUDS if n in self.plugins.registry)
+            self._runner = Runner(
+                self.provider,
+                store=self.store,
+                register=self.register,
+                lock_lease=self.settings.lock_lease,
+                poll_max=self.settings.poll_interval_max,
+                user=self.settings.resolved_user,
+                hooks=self.plugins.hooks,
+                home=self.settings.home,
+                notify_url=self.settings.notify.webhook_url,
+                equivalent_providers=clouds,
+            )
+        return self._runner
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
+
+    def __enter__(self) -> Runvoy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running -------------------------------------------------------------------------------------------------
+    def run(
+        self,
+        command: str | list[str] | ExecutionRequest,
+        *,
+        log_sink: LogSink | None = None,
+        on_message: Messages | None = None,
+        on_lock_wait: Callable[[Any, float], None] | None = None,
+        on_start: Callable[[RunHandle], None] | None = None,
+        **options: Any,
+    ) -> Execution:
+        """Run and wait; returns the finished Execution. Logs go to ``log_sink`` as they arrive."""
+        request = build_request(command, **options)
+        handle = self.runner.start(request, on_message=on_message, on_lock_wait=on_lock_wait)
+        if on_start is not None:
+            on_start(handle)
+        return self.runner.watch(handle, log_sink)
+
+    def submit(
+        self,
+        command: str | list[str] | ExecutionRequest,
+        *,
+        on_message: Messages | None = None,
+        on_lock_wait: Callable[[Any, float], None] | None = None,
+        **options: Any,
+    ) -> Execution:
+        """Start and return at once (a detached run); ``status``/``wait`` converge it later."""
+        request = build_request(command, **options)
+        handle = self.runner.start(request, on_message=on_message, on_lock_wait=on_lock_wait)
+        return handle.execution
+
+    # -- reading -------------------------------------------------------------------------------------------------
+    def resolve_id(self, id_or_prefix: str) -> str:
+        prefix = id_or_prefix.strip().lower()
+        if not prefix:
+            raise ValidationFailed("an execution id is required")
+        matches = list(self.store.resolve_prefix(prefix, limit=2))
+        if not matches:
+            raise NotFound(
+                f"no execution {id_or_prefix!r} on provider {self.provider_name!r}",
+                hint="run: runvoy list" + ("" if self.provider_name == "local" else f" --provider {self.provider_name}"),
+            )
+        if len(matches) > 1:
+            raise AmbiguousId(f"{id_or_prefix!r} matches more than one execution ({', '.join(matches)}, ...)")
+        return matches[0]
+
+    def get(self, execution_id: str) -> Execution:
+        full = self.resolve_id(execution_id)
+        record = self.store.get(full)
+        if record is None:
+            raise NotFound(f"no execution {execution_id!r}")
+        return record
+
+    def status(self, execution_id: str) -> Execution:
+        """The record, converged with the provider (a finished task is finalized here)."""
+        return self.runner.refresh(self.get(execution_id))
+
+    def events(self, execution_id: str) -> list[StatusChange]:
+        return self.store.events(self.resolve_id(execution_id))
+
+    def wait(
+        self, execution_id: str, *, timeout: float | None = None, poll: float = 0.2, poll_max: float | None = None
+    ) -> Execution:
+        """Block until the execution ends (or ``timeout`` seconds pass: then the current record)."""
+        record = self.get(execution_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = poll
+        cap = poll_max or self.runner.poll_max
+        while True:
+            record = self.runner.refresh(record)
+            if record.status.is_terminal:
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                return record
+            time.sleep(interval)
+            interval = min(interval * 1.5, cap)
+            fresh = self.store.get(record.id)
+            record = fresh if fresh is not None else record
+
+    def logs(
+        self,
+        execution_id: str,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        pattern: str | None = None,
+    ) -> Iterator[LogEvent]:
+        record = self.get(execution_id)
+        events = self.runner.follow_logs(record, follow=follow and tail is None, pattern=pattern)
+        if tail is None:
+            yield from events
+            return
+        from collections import deque
+
+        last: deque[LogEvent] = deque(events, maxlen=max(tail, 0))
+        yield from last
+        if follow:
+            # continue after the tail: re-read from the start but skip what was printed (cursor-less readers)
+            seen = len(list(self.runner.follow_logs(record, follow=False, pattern=pattern)))
+            for i, event in enumerate(self.runner.follow_logs(record, follow=True, pattern=pattern)):
+                if i >= seen:
+                    yield event
+
+    def kill(self, execution_id: str, *, force: bool = False, wait: float | None = None) -> Execution:
+        """Stop a run: graceful stop (SIGTERM) then kill after the grace period; ``force`` kills at once.
+        With ``wait`` (seconds), block until it has ended."""
+        record = self.runner.request_stop(self.get(execution_id), force=force)
+        if wait:
+            record = self.wait(record.id, timeout=wait)
+        return record
+
+    def list(
+        self,
+        *,
+        statuses: set[Status] | None = None,
+        limit: int = 50,
+        since: datetime | None = None,
+        labels: dict[str, str] | None = None,
+        refresh: bool = True,
+    ) -> list[Execution]:
+        query = ExecutionQuery(
+            statuses=frozenset(statuses) if statuses else None, limit=limit, since=since, labels=labels or {}
+        )
+        page = self.store.list(query)
+        records = page.executions
+        if refresh:
+            records = [self.runner.refresh(r) if not r.status.is_terminal else r for r in records]
+            if statuses:
+                records = [r for r in records if r.status in statuses]
+        return records
+
+    def reconcile(self, *, dry_run: bool = False) -> list[dict[str, Any]]:
+        return self.runner.reconcile(dry_run=dry_run)
+
+
+__all__ = ["Runvoy", "RunvoyError", "build_request"]

@@ -1,0 +1,50 @@
+"""How a provider's view of a task becomes a runvoy status (one place, used by the runner and by every
+reader that converges a record)."""
+
+from __future__ import annotations
+
+from runvoy_core.models import Execution, Status
+from runvoy_core.ports.compute import TaskPhase, TaskState
+
+# runvoy run exits like `timeout(1)` when the run hit its timeout, and like `docker run` when runvoy failed
+EXIT_TIMED_OUT = 124
+EXIT_RUNVOY_FAILED = 125
+
+
+def active_status(state: TaskState) -> Status:
+    return {
+        TaskPhase.PENDING: Status.PENDING,
+        TaskPhase.STARTING: Status.STARTING,
+        TaskPhase.RUNNING: Status.RUNNING,
+        TaskPhase.STOPPING: Status.STOPPING,
+    }.get(state.phase, Status.RUNNING)
+
+
+def final_status(execution: Execution, state: TaskState) -> tuple[Status, str | None]:
+    """The terminal status and a human reason for an ended task."""
+    if state.phase == TaskPhase.UNKNOWN:
+        return Status.LOST, state.reason or "the provider no longer knows this task"
+    if state.failed_to_start:
+        return Status.FAILED, state.reason or "the task failed to start"
+    if execution.stop_requested == "lock_lost":
+        return Status.FAILED, "stopped because its lock was lost (renewal failed past the safe deadline)"
+    if execution.stop_requested == "timeout" or state.timed_out:
+        timeout = execution.request.timeout
+        return Status.TIMED_OUT, f"exceeded its timeout of {timeout:g}s" if timeout else "exceeded its timeout"
+    if execution.stop_requested in ("cancel", "kill") or state.stopped_by_request:
+        return Status.CANCELLED, state.reason or "stopped on request"
+    if state.exit_code == 0:
+        return Status.SUCCEEDED, None
+    if state.exit_code is None:
+        return Status.FAILED, state.reason or "the task ended without an exit code"
+    return Status.FAILED, state.reason or f"exited with code {state.exit_code}"
+
+
+def cli_exit_code(execution: Execution) -> int:
+    if execution.status == Status.TIMED_OUT:
+        return EXIT_TIMED_OUT
+    if execution.status == Status.SUCCEEDED:
+        return 0
+    if execution.exit_code is not None and execution.status in (Status.FAILED, Status.CANCELLED):
+        return execution.exit_code
+    return EXIT_RUNVOY_FAILED

@@ -1,0 +1,665 @@
+"""The lifecycle of an execution: validate → lock → record → start → watch → finalize.
+
+Every step is written to the record before the next one begins, so a crash at any point leaves something
+that a later reader (``status``, ``wait``, ``list``, ``reconcile``) can converge: a record without a task is
+looked up by execution id (the idempotency key) and either adopted or marked LOST; a record whose task ended
+is finalized by whoever sees it first.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from runvoy_core import lifecycle
+from runvoy_core.errors import (
+    LockLost,
+    ProviderError,
+    RunvoyError,
+    StaleFence,
+    StartFailed,
+    TransientProviderError,
+    VersionConflict,
+)
+from runvoy_core.logging import current_request_id, get_logger
+from runvoy_core.models import (
+    Execution,
+    ExecutionRequest,
+    LockHolder,
+    LogEvent,
+    Status,
+    StatusChange,
+    new_execution_id,
+    new_request_id,
+    utcnow,
+)
+from runvoy_core.ports import Capability, LockRegister, Provider, StorePort, TaskPhase, TaskSpec, TaskState
+
+log = get_logger("runvoy.runner")
+
+START_ATTEMPTS = 4
+# a record still PENDING/STARTING without a task after this long was orphaned by a dead submitter
+ORPHAN_AFTER = timedelta(seconds=60)
+# after the stop grace, how long to wait before escalating to a forced stop
+KILL_MARGIN = 5.0
+LOG_PAGE = 5000
+
+
+class LogSink(Protocol):
+    def write_events(self, events: list[LogEvent]) -> None: ...
+
+
+Messages = Callable[[str], None]
+
+
+@dataclass
+class RunHandle:
+    """An execution being watched by this process."""
+
+    execution: Execution
+    lease: Any = None  # runvoy_core.locks.Lease
+    log_cursor: str | None = None
+    cancel: str | None = None  # "cancel" | "kill", set from a signal handler
+    stop_sent_at: float | None = None
+    kill_sent: bool = False
+    next_renew: float = 0.0
+    renew_failing_since: float | None = None
+    history: list[Status] = field(default_factory=list)
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+class Runner:
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        store: StorePort,
+        register: LockRegister,
+        lock_lease: float = 30.0,
+        poll_max: float = 5.0,
+        user: str = "unknown",
+        hooks: Any = None,
+        home: Any = None,
+        notify_url: str | None = None,
+        equivalent_providers: tuple[str, ...] = (),
+    ) -> None:
+        self.provider = provider
+        self.store = store
+        self.register = register
+        self.lock_lease = lock_lease
+        self.poll_min = float(getattr(provider, "poll_interval_min", 0.05))
+        self.poll_max = float(getattr(provider, "poll_interval_max", poll_max))
+        self.user = user
+        self.hooks = hooks
+        self.home = home
+        self.notify_url = notify_url
+        self.equivalent_providers = equivalent_providers
+        self._locks: Any = None
+
+    # -- locks ------------------------------------------------------------------------------------------
+    @property
+    def locks(self) -> Any:
+        if self._locks is None:
+            from runvoy_core.locks import LockManager
+
+            self._locks = LockManager(self.register, lease=self.lock_lease, holder_status=self._holder_status)
+        return self._locks
+
+    def _holder_status(self, holder: LockHolder) -> str:
+        """Whether the execution holding a lock still runs: asks the store, then the provider."""
+        if not holder.execution_id:
+            return "unknown"
+        record = self.store.get(holder.execution_id)
+        if record is None:
+            return "unknown"
+        if record.status.is_terminal:
+            return "ended"
+        try:
+            record = self.refresh(record, release_lock=False)
+        except RunvoyError:
+            return "unknown"
+        return "ended" if record.status.is_terminal else "running"
+
+    # -- 1. validate --------------------------------------------------------------------------------------
+    def validate(self, request: ExecutionRequest, on_message: Messages | None = None) -> None:
+        from runvoy_core.errors import CapabilityMissing
+
+        caps = self.provider.capabilities
+        needs = []
+        if request.image and Capability.IMAGE not in caps:
+            self.provider.compute.validate(request)  # the provider explains how to enable images
+            needs.append((Capability.IMAGE, "--image"))
+        if request.resources.spot and Capability.SPOT not in caps:
+            needs.append((Capability.SPOT, "--spot"))
+        if request.resources.architecture.value == "arm64" and Capability.ARM64 not in caps:
+            needs.append((Capability.ARM64, "--arch arm64"))
+        if request.secrets and Capability.SECRETS not in caps:
+            needs.append((Capability.SECRETS, "--secret"))
+        for cap, flag in needs:
+            raise CapabilityMissing(f"provider {self.provider.name!r} does not support {flag} ({cap.value})")
+        self.provider.compute.validate(request)
+        if self.home is not None:
+            from runvoy_core.cost.budgets import check_budgets
+
+            warnings = check_budgets(
+                request,
+                provider=self.provider.name,
+                region=request.region or self.provider.region,
+                user=self.user,
+                home=self.home,
+                hooks=self.hooks,
+                notify_url=self.notify_url,
+            )
+            for line in warnings:
+                (on_message or log.warning)(line)
+
+    # -- 2-4. lock, record, start -------------------------------------------------------------------------
+    def start(
+        self,
+        request: ExecutionRequest,
+        *,
+        on_message: Messages | None = None,
+        on_lock_wait: Callable[[Any, float], None] | None = None,
+        execution_id: str | None = None,
+    ) -> RunHandle:
+        self.validate(request, on_message)
+        execution_id = execution_id or new_execution_id()
+        request_id = current_request_id() or new_request_id()
+        region = request.region or self.provider.region
+        lease = None
+        if request.lock:
+            holder = LockHolder(
+                execution_id=execution_id,
+                provider=self.provider.name,
+                user=self.user,
+                host=_host(),
+                command=request.shell_command()[:200],
+                acquired_at=utcnow(),
+            )
+            lease = self.locks.acquire(
+                request.lock,
+                holder,
+                mode=request.on_conflict,
+                timeout=request.lock_timeout,
+                on_wait=on_lock_wait,
+            )
+        try:
+            execution = Execution(
+                id=execution_id,
+                provider=self.provider.name,
+                region=region,
+                request=request,
+                request_id=request_id,
+                user=self.user,
+                host=_host(),
+                lock=request.lock,
+                fence=lease.fence if lease else None,
+                lock_owner=lease.owner_id if lease else None,
+            )
+            if request.timeout:
+                execution.deadline = execution.created_at + timedelta(seconds=request.timeout)
+            execution = self.store.create(execution)
+            self._event(execution, Status.PENDING, "created", provider=self.provider.name, region=region)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        handle = RunHandle(execution=execution, lease=lease)
+        if lease is not None:
+            handle.next_renew = time.monotonic() + lease.renew_interval
+        try:
+            self._start_task(handle)
+        except BaseException as exc:
+            reason = exc.message if isinstance(exc, RunvoyError) else f"{type(exc).__name__}: {exc}"
+            self._finish_without_task(handle, Status.FAILED, f"failed to start: {reason}")
+            if isinstance(exc, RunvoyError):
+                raise
+            raise StartFailed(f"failed to start the task: {reason}") from exc
+        return handle
+
+    def _task_env(self, execution: Execution) -> dict[str, str]:
+        env = {"RUNVOY_EXECUTION_ID": execution.id, "RUNVOY_REQUEST_ID": execution.request_id or ""}
+        if execution.lock:
+            env["RUNVOY_LOCK"] = execution.lock
+            env["RUNVOY_FENCE"] = str(execution.fence)
+        return env
+
+    def _start_task(self, handle: RunHandle) -> None:
+        execution = handle.execution
+        spec = TaskSpec.from_request(
+            execution.id, execution.request, env=self._task_env(execution), request_id=execution.request_id
+        )
+        compute = self.provider.compute
+        ref: str | None = None
+        delay = 0.5
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                ref = compute.start(spec, execution.id)
+                break
+            except TransientProviderError as exc:
+                # the start may have happened server-side: look before starting again
+                log.warning("start.transient", attempt=attempt, error=str(exc))
+                try:
+                    ref = compute.find(execution.id)
+                except TransientProviderError:
+                    ref = None
+                if ref is not None:
+                    break
+                if attempt == START_ATTEMPTS:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        assert ref is not None
+        execution.task_ref = ref
+        execution.status = Status.STARTING
+        handle.execution = self._write(handle, execution)
+        self._event(handle.execution, Status.STARTING, "started", task_ref=ref)
+
+    # -- 5. watch ------------------------------------------------------------------------------------------
+    def watch(self, handle: RunHandle, sink: LogSink | None = None) -> Execution:
+        """Poll until the task ends, streaming logs, renewing the lock, enforcing timeout and cancel."""
+        interval = self.poll_min
+        while True:
+            state = self._describe(handle)
+            if sink is not None:
+                self._pump_logs(handle, sink)
+            if state is not None and state.ended:
+                return self.finalize(handle, state, sink)
+            if state is not None:
+                self._observe_active(handle, state)
+            self._renew(handle)
+            self._enforce(handle)
+            time.sleep(interval)
+            interval = min(interval * 1.5, self.poll_max)
+            if handle.cancel or handle.stop_sent_at:
+                interval = min(interval, 0.5)
+
+    def _describe(self, handle: RunHandle) -> TaskState | None:
+        assert handle.execution.task_ref is not None
+        try:
+            return self.provider.compute.describe(handle.execution.task_ref)
+        except TransientProviderError as exc:
+            log.warning("describe.transient", error=str(exc))
+            return None
+
+    def _pump_logs(self, handle: RunHandle, sink: LogSink, final: bool = False) -> None:
+        ref = handle.execution.task_ref
+        if ref is None:
+            return
+        raw_reader = getattr(self.provider.logs, "read_raw_chunks", None)
+        raw_writer = getattr(sink, "write_raw", None)
+        for _ in range(10_000):
+            try:
+                if raw_reader is not None and raw_writer is not None:
+                    chunks, cursor = raw_reader(ref, handle.log_cursor)
+                    if not chunks:
+                        return
+                    for stream, data in chunks:
+                        raw_writer(stream, data)
+                    handle.log_cursor = cursor
+                    continue
+                page = self.provider.logs.read(ref, handle.log_cursor, LOG_PAGE)
+            except TransientProviderError as exc:
+                log.warning("logs.transient", error=str(exc))
+                return
+            if page.cursor is not None:
+                handle.log_cursor = page.cursor
+            if not page.events:
+                return
+            sink.write_events(page.events)
+            if len(page.events) < LOG_PAGE and not final:
+                return
+
+    def _observe_active(self, handle: RunHandle, state: TaskState) -> None:
+        status = lifecycle.active_status(state)
+        execution = handle.execution
+        if handle.stop_sent_at is not None:
+            status = Status.STOPPING
+        if status != execution.status and execution.status != Status.STOPPING:
+            execution.status = status
+            if status == Status.RUNNING and execution.started_at is None:
+                execution.started_at = state.started_at or utcnow()
+            handle.execution = self._write(handle, execution)
+            self._event(handle.execution, status, status.value.lower())
+
+    def _renew(self, handle: RunHandle) -> None:
+        lease = handle.lease
+        if lease is None or time.monotonic() < handle.next_renew:
+            return
+        try:
+            ok = lease.renew()
+        except Exception as exc:  # store outage: keep trying until the safe deadline
+            log.warning("lock.renew_error", lock=lease.name, error=str(exc))
+            ok = None
+        if ok:
+            handle.next_renew = time.monotonic() + lease.renew_interval
+            return
+        if ok is False or time.monotonic() >= lease.safe_deadline():
+            self._stop(handle, "lock_lost", force=False)
+        else:
+            handle.next_renew = time.monotonic() + min(1.0, lease.renew_interval)
+
+    def _enforce(self, handle: RunHandle) -> None:
+        execution = handle.execution
+        now = time.monotonic()
+        if handle.cancel and execution.stop_requested is None:
+            self._stop(handle, handle.cancel, force=handle.cancel == "kill")
+        elif handle.cancel == "kill" and not handle.kill_sent:
+            self._force(handle)
+        elif execution.deadline is not None and utcnow() >= execution.deadline and execution.stop_requested is None:
+            self._stop(handle, "timeout", force=False)
+        if (
+            handle.stop_sent_at is not None
+            and not handle.kill_sent
+            and now - handle.stop_sent_at > execution.request.stop_grace + KILL_MARGIN
+        ):
+            self._force(handle)
+
+    def _stop(self, handle: RunHandle, why: str, *, force: bool) -> None:
+        execution = handle.execution
+        execution.stop_requested = why  # type: ignore[assignment]
+        execution.status = Status.STOPPING
+        handle.execution = self._write(handle, execution, check_fence=why != "lock_lost")
+        self._event(handle.execution, Status.STOPPING, f"stop:{why}", force=force)
+        assert execution.task_ref is not None
+        try:
+            self.provider.compute.stop(execution.task_ref, execution.request.stop_grace, force=force)
+        except TransientProviderError as exc:
+            log.warning("stop.transient", error=str(exc))
+        handle.stop_sent_at = time.monotonic()
+        handle.kill_sent = force
+
+    def _force(self, handle: RunHandle) -> None:
+        assert handle.execution.task_ref is not None
+        try:
+            self.provider.compute.stop(handle.execution.task_ref, 0, force=True)
+            handle.kill_sent = True
+            self._event(handle.execution, Status.STOPPING, "kill")
+        except TransientProviderError as exc:
+            log.warning("kill.transient", error=str(exc))
+
+    # -- 6. finalize ---------------------------------------------------------------------------------------
+    def finalize(self, handle: RunHandle, state: TaskState, sink: LogSink | None = None) -> Execution:
+        if sink is not None:
+            self._pump_logs(handle, sink, final=True)
+        execution = handle.execution
+        ref = execution.task_ref
+        archive = getattr(self.provider.logs, "archive", None)
+        if ref is not None and archive is not None:
+            try:
+                archive(ref, execution.id)
+            except Exception as exc:  # the archive is best effort; the record must still be final
+                log.warning("logs.archive_failed", error=str(exc))
+        status, reason = lifecycle.final_status(execution, state)
+        execution = self._apply_final(execution, state, status, reason)
+        try:
+            handle.execution = self._write(handle, execution)
+        except StaleFence:
+            # a newer holder owns the lock: this watcher must not write; the record converges elsewhere
+            raise LockLost(f"lock {execution.lock!r} was taken over; not writing the final status") from None
+        except VersionConflict:
+            current = self.store.get(execution.id)
+            if current is None or not current.status.is_terminal:
+                raise
+            handle.execution = current
+        self._event(handle.execution, handle.execution.status, "finished", exit_code=execution.exit_code, reason=reason)
+        if ref is not None:
+            try:
+                self.provider.compute.cleanup(ref)
+            except Exception as exc:
+                log.warning("cleanup.failed", error=str(exc))
+        if handle.lease is not None:
+            try:
+                handle.lease.release()
+            except Exception as exc:
+                log.warning("lock.release_failed", error=str(exc))
+        self._notify_finished(handle.execution)
+        return handle.execution
+
+    def _apply_final(self, execution: Execution, state: TaskState, status: Status, reason: str | None) -> Execution:
+        execution.status = status
+        execution.reason = reason
+        execution.exit_code = state.exit_code
+        execution.started_at = execution.started_at or state.started_at
+        execution.finished_at = state.stopped_at or utcnow()
+        execution.billed_start = state.billed_start or state.started_at or execution.started_at
+        execution.billed_stop = state.billed_stop or state.stopped_at or execution.finished_at
+        execution.cost = self._cost(execution)
+        return execution
+
+    def _cost(self, execution: Execution) -> Any:
+        try:
+            from runvoy_core.cost.calculator import cost_of_execution
+
+            equivalents = self.equivalent_providers if execution.provider == "local" else ()
+            return cost_of_execution(execution, equivalents_for=list(equivalents))
+        except Exception as exc:  # a missing price must never lose the run's outcome
+            log.warning("cost.failed", error=str(exc))
+            return None
+
+    def _finish_without_task(self, handle: RunHandle, status: Status, reason: str) -> None:
+        execution = handle.execution
+        execution.status = status
+        execution.reason = reason
+        execution.error = reason
+        execution.finished_at = utcnow()
+        try:
+            handle.execution = self._write(handle, execution, check_fence=False)
+            self._event(handle.execution, status, "finished", reason=reason)
+        finally:
+            if handle.lease is not None:
+                handle.lease.release()
+
+    def _notify_finished(self, execution: Execution) -> None:
+        if self.hooks is None:
+            return
+        try:
+            self.hooks.hook.runvoy_execution_finished(execution=execution.public_dict())
+        except Exception as exc:
+            log.warning("hook.execution_finished_failed", error=str(exc))
+
+    # -- record writes -------------------------------------------------------------------------------------
+    def _write(self, handle: RunHandle | None, execution: Execution, *, check_fence: bool = True) -> Execution:
+        if check_fence and execution.lock and execution.fence is not None:
+            from runvoy_core.locks import check_fence as _check
+
+            _check(self.register, execution.lock, execution.fence)
+        return self.store.update(execution)
+
+    def _event(self, execution: Execution, status: Status | None, event: str, **detail: Any) -> None:
+        try:
+            clean = {k: v for k, v in detail.items() if v is not None}
+            self.store.append_event(execution.id, StatusChange(status=status, event=event, detail=clean))
+        except Exception as exc:
+            log.warning("event.write_failed", error=str(exc))
+
+    # -- converging records that nobody watches --------------------------------------------------------------
+    def refresh(self, execution: Execution, *, release_lock: bool = True, enforce: bool = True) -> Execution:
+        """Bring a non-terminal record in line with the provider; finalize it if its task ended."""
+        if execution.status.is_terminal:
+            return execution
+        handle = RunHandle(execution=execution)
+        if execution.task_ref is None:
+            ref = None
+            try:
+                ref = self.provider.compute.find(execution.id)
+            except TransientProviderError:
+                return execution
+            if ref is None:
+                if utcnow() - execution.created_at < ORPHAN_AFTER:
+                    return execution
+                self._finish_without_task(handle, Status.LOST, "never started: the submitter stopped first")
+                self._release_observed(handle.execution, release_lock)
+                return handle.execution
+            execution.task_ref = ref
+            execution.status = Status.STARTING
+            try:
+                handle.execution = self.store.update(execution)
+            except VersionConflict:
+                fresh = self.store.get(execution.id)
+                return fresh if fresh is not None else execution
+        state = self._describe(handle)
+        if state is None:
+            return handle.execution
+        if state.ended:
+            handle.log_cursor = None
+            try:
+                result = self._finalize_observed(handle, state)
+            except VersionConflict:
+                fresh = self.store.get(execution.id)
+                return fresh if fresh is not None else execution
+            self._release_observed(result, release_lock)
+            return result
+        try:
+            self._observe_active(handle, state)
+            if enforce:
+                deadline = handle.execution.deadline
+                if deadline is not None and utcnow() >= deadline and handle.execution.stop_requested is None:
+                    self._stop(handle, "timeout", force=False)
+        except (VersionConflict, StaleFence):
+            fresh = self.store.get(execution.id)
+            return fresh if fresh is not None else execution
+        return handle.execution
+
+    def _finalize_observed(self, handle: RunHandle, state: TaskState) -> Execution:
+        execution = handle.execution
+        status, reason = lifecycle.final_status(execution, state)
+        if execution.task_ref is not None:
+            archive = getattr(self.provider.logs, "archive", None)
+            if archive is not None:
+                try:
+                    archive(execution.task_ref, execution.id)
+                except Exception as exc:
+                    log.warning("logs.archive_failed", error=str(exc))
+        execution = self._apply_final(execution, state, status, reason)
+        handle.execution = self.store.update(execution)
+        self._event(handle.execution, status, "finished", exit_code=execution.exit_code, reason=reason, observed=True)
+        if execution.task_ref is not None:
+            try:
+                self.provider.compute.cleanup(execution.task_ref)
+            except Exception as exc:
+                log.warning("cleanup.failed", error=str(exc))
+        self._notify_finished(handle.execution)
+        return handle.execution
+
+    def _release_observed(self, execution: Execution, release_lock: bool) -> None:
+        if release_lock and execution.lock and execution.status.is_terminal:
+            try:
+                self.locks.release_if_holder_ended(execution.lock)
+            except Exception as exc:
+                log.warning("lock.release_failed", lock=execution.lock, error=str(exc))
+
+    def request_stop(self, execution: Execution, *, force: bool) -> Execution:
+        """Stop a run from outside its watcher (``runvoy kill``)."""
+        if execution.status.is_terminal:
+            return execution
+        if execution.task_ref is None:
+            execution = self.refresh(execution)
+            if execution.status.is_terminal or execution.task_ref is None:
+                return execution
+        handle = RunHandle(execution=execution)
+        if execution.stop_requested is None or force:
+            try:
+                self._stop(handle, "kill" if force else "cancel", force=force)
+            except StaleFence:
+                pass
+        return handle.execution
+
+    def follow_logs(
+        self, execution: Execution, *, follow: bool, pattern: str | None = None, poll: float = 0.25
+    ) -> Iterator[LogEvent]:
+        """Events from the start; with ``follow`` keep reading until the run ends (and once more after)."""
+        ref = execution.task_ref
+        cursor: str | None = None
+        if ref is None:
+            if not follow:
+                return
+            while ref is None:
+                time.sleep(poll)
+                fresh = self.store.get(execution.id)
+                if fresh is None or fresh.status.is_terminal:
+                    return
+                ref = fresh.task_ref
+        ended_reads = 0
+        while True:
+            page = self.provider.logs.read(ref, cursor, LOG_PAGE, pattern)
+            if page.cursor is not None:
+                cursor = page.cursor
+            yield from page.events
+            if page.events and len(page.events) >= LOG_PAGE:
+                continue
+            if not follow:
+                return
+            if ended_reads:
+                return
+            fresh = self.store.get(execution.id)
+            if fresh is not None and not fresh.status.is_terminal:
+                fresh = self.refresh(fresh)
+            if fresh is None or fresh.status.is_terminal:
+                ended_reads += 1  # one more read after the end: the last lines land late on some clouds
+                continue
+            time.sleep(poll)
+
+    def reconcile(self, *, dry_run: bool = False) -> list[dict[str, Any]]:
+        """Finalize stuck records, adopt or mark orphans, and report tasks that have no record."""
+        from runvoy_core.models import ACTIVE_STATUSES
+        from runvoy_core.ports.store import ExecutionQuery
+
+        actions: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = self.store.list(ExecutionQuery(statuses=frozenset(ACTIVE_STATUSES), limit=200, cursor=cursor))
+            for record in page.executions:
+                if dry_run:
+                    actions.append({"execution": record.id, "action": "would check", "status": record.status})
+                    continue
+                after = self.refresh(record)
+                if after.status != record.status or after.task_ref != record.task_ref:
+                    actions.append(
+                        {
+                            "execution": record.id,
+                            "action": "repaired",
+                            "from": record.status.value,
+                            "to": after.status.value,
+                            "reason": after.reason,
+                        }
+                    )
+            cursor = page.cursor
+            if not cursor:
+                break
+        try:
+            active = self.provider.compute.list_active()
+        except (ProviderError, NotImplementedError) as exc:
+            actions.append({"action": "skipped task scan", "reason": str(exc)})
+            active = []
+        for state in active:
+            if state.execution_id and self.store.get(state.execution_id) is None:
+                entry: dict[str, Any] = {
+                    "execution": state.execution_id,
+                    "task_ref": state.ref,
+                    "action": "would stop orphan task" if dry_run else "stopped orphan task",
+                    "reason": "a runvoy-tagged task has no record",
+                }
+                if not dry_run and state.phase not in (TaskPhase.STOPPED, TaskPhase.UNKNOWN):
+                    try:
+                        self.provider.compute.stop(state.ref, 10.0, force=False)
+                    except ProviderError as exc:
+                        entry["action"] = f"failed to stop orphan task: {exc}"
+                actions.append(entry)
+        return actions
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def environment_user() -> str:
+    return os.environ.get("RUNVOY_USER") or os.environ.get("USER") or "unknown"
