@@ -1,0 +1,98 @@
+"""Logs from CloudWatch (the awslogs driver's stream ``{prefix}/{container}/{task id}``).
+
+The cursor is GetLogEvents' ``nextForwardToken``, opaque to the core. End of stream: the token comes back
+unchanged. A stream that does not exist yet (the task has not written) reads as an empty page.
+``archive`` copies the whole stream to S3 after the run's final read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from runvoy_core.models import LogEvent, LogPage
+
+from runvoy_aws.clients import aws_call, bexc, error_code
+from runvoy_aws.compute import task_id
+from runvoy_aws.config import AwsConfig
+
+MAX_EVENTS = 10_000  # GetLogEvents' own cap per call
+EMPTY_PAGE_FOLLOWS = 20  # empty pages with a moving token to skip before reporting "nothing new"
+
+
+class CloudWatchLogs:
+    def __init__(self, logs_client: Any, s3_client_factory: Any, config: AwsConfig) -> None:
+        self._logs = logs_client
+        self._s3_factory = s3_client_factory
+        self._config = config
+
+    def stream_name(self, ref: str) -> str:
+        return f"{self._config.log_stream_prefix}/{self._config.container_name}/{task_id(ref)}"
+
+    def read(
+        self, ref: str, cursor: str | None = None, limit: int = 1000, pattern: str | None = None
+    ) -> LogPage:
+        token = cursor
+        limit = max(1, min(limit, MAX_EVENTS))
+        for _ in range(EMPTY_PAGE_FOLLOWS):
+            answer = self._get(ref, token, limit)
+            if answer is None:
+                return LogPage(events=[], cursor=cursor)
+            next_token = answer.get("nextForwardToken") or token
+            events = [_event(e) for e in answer.get("events", [])]
+            if pattern is not None:
+                events = [e for e in events if pattern in e.message]
+            if events or next_token == token:
+                return LogPage(events=events, cursor=next_token)
+            # an empty page whose token moved is not the end (a gap in time, or all filtered out)
+            token = next_token
+        return LogPage(events=[], cursor=token)
+
+    def _get(self, ref: str, token: str | None, limit: int) -> dict[str, Any] | None:
+        kwargs: dict[str, Any] = {
+            "logGroupName": self._config.log_group,
+            "logStreamName": self.stream_name(ref),
+            "startFromHead": True,
+            "limit": limit,
+        }
+        if token:
+            kwargs["nextToken"] = token
+        with aws_call("read CloudWatch logs"):
+            try:
+                return dict(self._logs.get_log_events(**kwargs))
+            except bexc.ClientError as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    return None  # the stream appears with the container's first line
+                raise
+
+    def archive(self, ref: str, execution_id: str) -> str | None:
+        """Copy the whole stream to ``s3://bucket/logs/<execution id>.log``; the S3 URI, or None when no
+        bucket is configured."""
+        bucket = self._config.bucket
+        if not bucket:
+            return None
+        lines: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = self.read(ref, cursor, limit=MAX_EVENTS)
+            for event in page.events:
+                lines.append(f"{event.timestamp.isoformat().replace('+00:00', 'Z')} {event.message}")
+            if not page.events or page.cursor == cursor:
+                break
+            cursor = page.cursor
+        key = f"logs/{execution_id}.log"
+        body = ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+        with aws_call("archive logs to S3"):
+            self._s3_factory().put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType="text/plain; charset=utf-8",
+                Metadata={"runvoy-execution-id": execution_id, "runvoy-task": ref},
+            )
+        return f"s3://{bucket}/{key}"
+
+
+def _event(raw: dict[str, Any]) -> LogEvent:
+    timestamp = datetime.fromtimestamp(int(raw.get("timestamp", 0)) / 1000, tz=UTC)
+    return LogEvent(timestamp=timestamp, stream="stdout", message=str(raw.get("message", "")).rstrip("\n"))
