@@ -47,7 +47,9 @@ def imported_cloud_sdks(env: dict[str, str]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--megabytes", type=int, default=100)
     args = parser.parse_args()
@@ -57,7 +59,9 @@ def main() -> None:
         help_t = timed([RUNVOY, "--help"], env, args.runs)
         py_t = timed([sys.executable, "-c", "pass"], env, args.runs)
         sdks = imported_cloud_sdks(env)
-        rows.append(("`runvoy --help`", help_t, py_t, "`python -c pass`", "<= 80 ms", help_t <= 0.080 and not sdks))
+        rows.append(
+            ("`runvoy --help`", help_t, py_t, "`python -c pass`", "<= 80 ms", help_t <= 0.080 and not sdks)
+        )
         timed([RUNVOY, "run", "true"], env, 2)  # create the database once, as a user's first run does
         run_t = timed([RUNVOY, "run", "true"], env, args.runs)
         sh_t = timed(["sh", "-c", "true"], env, args.runs)
@@ -67,14 +71,24 @@ def main() -> None:
         captured = timed([RUNVOY, "run", producer], env, 3)
         ratio = bare / captured
         rows.append(
-            (f"`runvoy run` printing {args.megabytes} MB", captured, bare, "bare command", ">= 50 % throughput",
-             ratio >= 0.5)
+            (
+                f"`runvoy run` printing {args.megabytes} MB",
+                captured,
+                bare,
+                "bare command",
+                ">= 50 % throughput",
+                ratio >= 0.5,
+            )
         )
     print("| measurement | runvoy | baseline | baseline command | target | met |")
     print("|---|---|---|---|---|---|")
     for name, value, base, base_name, target, met in rows:
-        print(f"| {name} | {value * 1000:.0f} ms | {base * 1000:.0f} ms | {base_name} | {target} | {'yes' if met else 'NO'} |")
-    print(f"\nthroughput ratio: {ratio:.0%} of the bare command; cloud SDKs imported by --help: {sdks or 'none'}")
+        print(
+            f"| {name} | {value * 1000:.0f} ms | {base * 1000:.0f} ms | {base_name} | {target} | {'yes' if met else 'NO'} |"
+        )
+    print(
+        f"\nthroughput ratio: {ratio:.0%} of the bare command; cloud SDKs imported by --help: {sdks or 'none'}"
+    )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, runs={args.runs}")
 
 

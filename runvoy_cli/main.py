@@ -54,7 +54,9 @@ def _version() -> str:
     return __version__
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.option("--provider", "-p", envvar="RUNVOY_PROVIDER", help="Provider to use (default: local).")
 @click.option("--profile", envvar="RUNVOY_PROFILE", help="Config profile to use.")
 @click.option(
@@ -64,12 +66,19 @@ def _version() -> str:
     help="How runvoy's own log lines look (on stderr).",
 )
 @click.option(
-    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None, help="runvoy's verbosity."
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=None,
+    help="runvoy's verbosity.",
 )
 @click.version_option(version=None, package_name=None, message="runvoy %(version)s", prog_name="runvoy")
 @click.pass_context
 def cli(
-    ctx: click.Context, provider: str | None, profile: str | None, log_format: str | None, log_level: str | None
+    ctx: click.Context,
+    provider: str | None,
+    profile: str | None,
+    log_format: str | None,
+    log_level: str | None,
 ) -> None:
     """runvoy runs a command in an ephemeral cloud container (or on this machine) and gives back live and
     stored logs, the exit code, a status history, named locks and the cost of every run.

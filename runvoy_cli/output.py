@@ -15,7 +15,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(func)
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(
+        func
+    )
 
 
 def _default(value: Any) -> Any:

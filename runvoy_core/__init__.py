@@ -27,7 +27,17 @@ _LAZY = {
     "Status": "runvoy_core.models",
 }
 
-__all__ = [*_LAZY, "__version__"]
+__all__ = [
+    "Execution",
+    "ExecutionRequest",
+    "LogEvent",
+    "Resources",
+    "Runvoy",
+    "RunvoyError",
+    "Status",
+    "__version__",
+    "check_fence",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,13 +1,14 @@
 """The Python API: ``Runvoy(provider=None, **config)``.
 
-    from runvoy_core import Runvoy
-    rv = Runvoy()                                   # the local provider, zero configuration
-    ex = rv.run("pytest -x", timeout="30m", lock="ci")
-    ex.status, ex.exit_code, ex.cost.total
+from runvoy_core import Runvoy
+rv = Runvoy()                                   # the local provider, zero configuration
+ex = rv.run("pytest -x", timeout="30m", lock="ci")
+ex.status, ex.exit_code, ex.cost.total
 """
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -66,7 +67,9 @@ def build_request(command: str | list[str] | ExecutionRequest, **options: Any) -
 
 
 class Runvoy:
-    def __init__(self, provider: str | None = None, *, settings: Settings | None = None, **config: Any) -> None:
+    def __init__(
+        self, provider: str | None = None, *, settings: Settings | None = None, **config: Any
+    ) -> None:
         self.settings = settings or load_settings()
         self.provider_name = provider or self.settings.provider
         if current_request_id() is None:
@@ -148,10 +151,12 @@ class Runvoy:
                 register=self.register,
                 lock_lease=self.settings.lock_lease,
                 poll_max=self.settings.poll_interval_max,
+                start_timeout=self.settings.start_timeout,
                 user=self.settings.resolved_user,
                 hooks=self.plugins.hooks,
                 home=self.settings.home,
                 notify_url=self.settings.notify.webhook_url,
+                notify_timeout=self.settings.notify.webhook_timeout,
                 equivalent_providers=clouds,
             )
         return self._runner
@@ -206,7 +211,8 @@ class Runvoy:
         if not matches:
             raise NotFound(
                 f"no execution {id_or_prefix!r} on provider {self.provider_name!r}",
-                hint="run: runvoy list" + ("" if self.provider_name == "local" else f" --provider {self.provider_name}"),
+                hint="run: runvoy list"
+                + ("" if self.provider_name == "local" else f" --provider {self.provider_name}"),
             )
         if len(matches) > 1:
             raise AmbiguousId(f"{id_or_prefix!r} matches more than one execution ({', '.join(matches)}, ...)")
@@ -223,11 +229,16 @@ class Runvoy:
         """The record, converged with the provider (a finished task is finalized here)."""
         return self.runner.refresh(self.get(execution_id))
 
-    def events(self, execution_id: str) -> list[StatusChange]:
-        return self.store.events(self.resolve_id(execution_id))
+    def events(self, execution_id: str) -> builtins.list[StatusChange]:
+        return list(self.store.events(self.resolve_id(execution_id)))
 
     def wait(
-        self, execution_id: str, *, timeout: float | None = None, poll: float = 0.2, poll_max: float | None = None
+        self,
+        execution_id: str,
+        *,
+        timeout: float | None = None,
+        poll: float = 0.2,
+        poll_max: float | None = None,
     ) -> Execution:
         """Block until the execution ends (or ``timeout`` seconds pass: then the current record)."""
         record = self.get(execution_id)
@@ -297,7 +308,7 @@ class Runvoy:
                 records = [r for r in records if r.status in statuses]
         return records
 
-    def reconcile(self, *, dry_run: bool = False) -> list[dict[str, Any]]:
+    def reconcile(self, *, dry_run: bool = False) -> builtins.list[dict[str, Any]]:
         return self.runner.reconcile(dry_run=dry_run)
 
 

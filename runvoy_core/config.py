@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     lock_lease: Seconds = 30.0
     poll_interval_max: Seconds = 5.0
+    start_timeout: Seconds = 900.0
+    """A run still not RUNNING after this long is stopped and marked FAILED (clouds can sit in PENDING)."""
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
 

@@ -11,6 +11,14 @@ EXIT_TIMED_OUT = 124
 EXIT_RUNVOY_FAILED = 125
 
 
+_ORDER = {Status.PENDING: 0, Status.STARTING: 1, Status.RUNNING: 2, Status.STOPPING: 3}
+
+
+def moves_forward(current: Status, new: Status) -> bool:
+    """Statuses only move forward: a late PENDING from a slow API never undoes RUNNING."""
+    return _ORDER.get(new, 9) > _ORDER.get(current, 9) if current in _ORDER else False
+
+
 def active_status(state: TaskState) -> Status:
     return {
         TaskPhase.PENDING: Status.PENDING,
@@ -26,11 +34,16 @@ def final_status(execution: Execution, state: TaskState) -> tuple[Status, str | 
         return Status.LOST, state.reason or "the provider no longer knows this task"
     if state.failed_to_start:
         return Status.FAILED, state.reason or "the task failed to start"
+    if execution.stop_requested == "start_timeout":
+        return Status.FAILED, state.reason or "did not start in time (stuck before RUNNING); stopped"
     if execution.stop_requested == "lock_lost":
         return Status.FAILED, "stopped because its lock was lost (renewal failed past the safe deadline)"
     if execution.stop_requested == "timeout" or state.timed_out:
         timeout = execution.request.timeout
-        return Status.TIMED_OUT, f"exceeded its timeout of {timeout:g}s" if timeout else "exceeded its timeout"
+        return (
+            Status.TIMED_OUT,
+            f"exceeded its timeout of {timeout:g}s" if timeout else "exceeded its timeout",
+        )
     if execution.stop_requested in ("cancel", "kill") or state.stopped_by_request:
         return Status.CANCELLED, state.reason or "stopped on request"
     if state.exit_code == 0:

@@ -12,7 +12,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from runvoy_core.units import parse_cpu, parse_duration, parse_memory_mib
 
@@ -223,7 +231,7 @@ class Execution(_Model):
     lock: str | None = None
     fence: int | None = None
     lock_owner: str | None = None
-    stop_requested: Literal["cancel", "kill", "timeout", "lock_lost"] | None = None
+    stop_requested: Literal["cancel", "kill", "timeout", "lock_lost", "start_timeout"] | None = None
     deadline: datetime | None = None
     cost: Cost | None = None
     error: str | None = None

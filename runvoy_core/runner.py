@@ -8,12 +8,11 @@ is finalized by whoever sees it first.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from runvoy_core import lifecycle
@@ -48,6 +47,7 @@ ORPHAN_AFTER = timedelta(seconds=60)
 # after the stop grace, how long to wait before escalating to a forced stop
 KILL_MARGIN = 5.0
 LOG_PAGE = 5000
+NATIVE_TIMEOUT_MARGIN = 5.0
 
 
 class LogSink(Protocol):
@@ -90,7 +90,11 @@ class Runner:
         home: Any = None,
         notify_url: str | None = None,
         equivalent_providers: tuple[str, ...] = (),
+        start_timeout: float = 900.0,
+        notify_timeout: float = 5.0,
     ) -> None:
+        self.notify_timeout = notify_timeout
+        self.start_timeout = start_timeout
         self.provider = provider
         self.store = store
         self.register = register
@@ -157,6 +161,8 @@ class Runner:
                 home=self.home,
                 hooks=self.hooks,
                 notify_url=self.notify_url,
+                store=self.store,
+                notify_timeout=self.notify_timeout,
             )
             for line in warnings:
                 (on_message or log.warning)(line)
@@ -321,14 +327,13 @@ class Runner:
     def _observe_active(self, handle: RunHandle, state: TaskState) -> None:
         status = lifecycle.active_status(state)
         execution = handle.execution
-        if handle.stop_sent_at is not None:
-            status = Status.STOPPING
-        if status != execution.status and execution.status != Status.STOPPING:
-            execution.status = status
-            if status == Status.RUNNING and execution.started_at is None:
-                execution.started_at = state.started_at or utcnow()
-            handle.execution = self._write(handle, execution)
-            self._event(handle.execution, status, status.value.lower())
+        if not lifecycle.moves_forward(execution.status, status):
+            return
+        execution.status = status
+        if status == Status.RUNNING and execution.started_at is None:
+            execution.started_at = state.started_at or utcnow()
+        handle.execution = self._write(handle, execution)
+        self._event(handle.execution, status, status.value.lower())
 
     def _renew(self, handle: RunHandle) -> None:
         lease = handle.lease
@@ -350,18 +355,32 @@ class Runner:
     def _enforce(self, handle: RunHandle) -> None:
         execution = handle.execution
         now = time.monotonic()
+        why = self._overdue(execution)
         if handle.cancel and execution.stop_requested is None:
             self._stop(handle, handle.cancel, force=handle.cancel == "kill")
         elif handle.cancel == "kill" and not handle.kill_sent:
             self._force(handle)
-        elif execution.deadline is not None and utcnow() >= execution.deadline and execution.stop_requested is None:
-            self._stop(handle, "timeout", force=False)
+        elif why is not None and execution.stop_requested is None:
+            self._stop(handle, why, force=False)
         if (
             handle.stop_sent_at is not None
             and not handle.kill_sent
             and now - handle.stop_sent_at > execution.request.stop_grace + KILL_MARGIN
         ):
             self._force(handle)
+
+    def _overdue(self, execution: Execution) -> str | None:
+        """Why a run must be stopped now: past its deadline, or never got going."""
+        now = utcnow()
+        if execution.deadline is not None:
+            # a provider that enforces timeouts itself gets a head start, so the two never race
+            margin = NATIVE_TIMEOUT_MARGIN if Capability.NATIVE_TIMEOUT in self.provider.capabilities else 0.0
+            if now >= execution.deadline + timedelta(seconds=margin):
+                return "timeout"
+        waited = (now - execution.created_at).total_seconds()
+        if execution.started_at is None and execution.task_ref is not None and waited > self.start_timeout:
+            return "start_timeout"
+        return None
 
     def _stop(self, handle: RunHandle, why: str, *, force: bool) -> None:
         execution = handle.execution
@@ -410,7 +429,13 @@ class Runner:
             if current is None or not current.status.is_terminal:
                 raise
             handle.execution = current
-        self._event(handle.execution, handle.execution.status, "finished", exit_code=execution.exit_code, reason=reason)
+        self._event(
+            handle.execution,
+            handle.execution.status,
+            "finished",
+            exit_code=execution.exit_code,
+            reason=reason,
+        )
         if ref is not None:
             try:
                 self.provider.compute.cleanup(ref)
@@ -424,7 +449,9 @@ class Runner:
         self._notify_finished(handle.execution)
         return handle.execution
 
-    def _apply_final(self, execution: Execution, state: TaskState, status: Status, reason: str | None) -> Execution:
+    def _apply_final(
+        self, execution: Execution, state: TaskState, status: Status, reason: str | None
+    ) -> Execution:
         execution.status = status
         execution.reason = reason
         execution.exit_code = state.exit_code
@@ -440,7 +467,7 @@ class Runner:
             from runvoy_core.cost.calculator import cost_of_execution
 
             equivalents = self.equivalent_providers if execution.provider == "local" else ()
-            return cost_of_execution(execution, equivalents_for=list(equivalents))
+            return cost_of_execution(execution, equivalents_for=list(equivalents), home=self.home)
         except Exception as exc:  # a missing price must never lose the run's outcome
             log.warning("cost.failed", error=str(exc))
             return None
@@ -467,7 +494,9 @@ class Runner:
             log.warning("hook.execution_finished_failed", error=str(exc))
 
     # -- record writes -------------------------------------------------------------------------------------
-    def _write(self, handle: RunHandle | None, execution: Execution, *, check_fence: bool = True) -> Execution:
+    def _write(
+        self, handle: RunHandle | None, execution: Execution, *, check_fence: bool = True
+    ) -> Execution:
         if check_fence and execution.lock and execution.fence is not None:
             from runvoy_core.locks import check_fence as _check
 
@@ -520,10 +549,9 @@ class Runner:
             return result
         try:
             self._observe_active(handle, state)
-            if enforce:
-                deadline = handle.execution.deadline
-                if deadline is not None and utcnow() >= deadline and handle.execution.stop_requested is None:
-                    self._stop(handle, "timeout", force=False)
+            why = self._overdue(handle.execution) if enforce else None
+            if why is not None and handle.execution.stop_requested is None:
+                self._stop(handle, why, force=False)
         except (VersionConflict, StaleFence):
             fresh = self.store.get(execution.id)
             return fresh if fresh is not None else execution
@@ -541,7 +569,9 @@ class Runner:
                     log.warning("logs.archive_failed", error=str(exc))
         execution = self._apply_final(execution, state, status, reason)
         handle.execution = self.store.update(execution)
-        self._event(handle.execution, status, "finished", exit_code=execution.exit_code, reason=reason, observed=True)
+        self._event(
+            handle.execution, status, "finished", exit_code=execution.exit_code, reason=reason, observed=True
+        )
         if execution.task_ref is not None:
             try:
                 self.provider.compute.cleanup(execution.task_ref)
@@ -616,7 +646,9 @@ class Runner:
         actions: list[dict[str, Any]] = []
         cursor = None
         while True:
-            page = self.store.list(ExecutionQuery(statuses=frozenset(ACTIVE_STATUSES), limit=200, cursor=cursor))
+            page = self.store.list(
+                ExecutionQuery(statuses=frozenset(ACTIVE_STATUSES), limit=200, cursor=cursor)
+            )
             for record in page.executions:
                 if dry_run:
                     actions.append({"execution": record.id, "action": "would check", "status": record.status})
@@ -655,11 +687,3 @@ class Runner:
                         entry["action"] = f"failed to stop orphan task: {exc}"
                 actions.append(entry)
         return actions
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def environment_user() -> str:
-    return os.environ.get("RUNVOY_USER") or os.environ.get("USER") or "unknown"

@@ -99,6 +99,9 @@ class SizeRange:
             cpu = f"{format_cpu(self.cpu_min)}-{format_cpu(self.cpu_max)} vCPU (steps of {self.cpu_step})"
         if self.memory_values:
             memory = "/".join(format_mib(v) for v in self.memory_values)
+        elif self.memory_round_gib is not None:
+            top = (Decimal(self.memory_max) / MIB_PER_GIB).normalize()
+            memory = f"{self.memory_round_gib}-{top:f} GB (billed rounded up to {self.memory_round_gib} GB)"
         else:
             memory = f"{format_mib(self.memory_min)}-{format_mib(self.memory_max)}"
             if self.memory_step >= 64:

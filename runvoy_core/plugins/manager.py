@@ -73,7 +73,11 @@ def load_plugins(extra_plugins: list[tuple[str, ModuleType | Any]] | None = None
     for ep in _entry_points():
         dist = ep.dist.name if ep.dist is not None else None
         version = ep.dist.version if ep.dist is not None else None
-        if (only_builtin and ep.name != BUILTIN_PLUGIN) or ep.name in block or (allow and ep.name not in allow):
+        if (
+            (only_builtin and ep.name != BUILTIN_PLUGIN)
+            or ep.name in block
+            or (allow and ep.name not in allow)
+        ):
             result.skipped.append(ep.name)
             continue
         try:

@@ -44,9 +44,7 @@ class SimulatedTask:
         self._stop_grace: float | None = None
         self._cancelled_before_start = False
         self._done = threading.Event()
-        self._process = ManagedProcess(
-            argv, env=env, on_output=self._on_output, timeout=timeout, grace=grace
-        )
+        self._process = ManagedProcess(argv, env=env, on_output=self._on_output, timeout=timeout, grace=grace)
         self._thread = threading.Thread(target=self._run, name=f"sim-{key}", daemon=True)
 
     def _on_output(self, stream: str, timestamp: float, data: bytes) -> None:

@@ -14,7 +14,15 @@ from runvoy_core.units import format_duration, format_memory, parse_cpu, parse_d
 
 @pytest.mark.parametrize(
     ("text", "mib"),
-    [("512MiB", 512), ("2GiB", 2048), ("2G", 2048), ("1.5GiB", 1536), ("256", 256), (1024, 1024), ("1TiB", 1048576)],
+    [
+        ("512MiB", 512),
+        ("2GiB", 2048),
+        ("2G", 2048),
+        ("1.5GiB", 1536),
+        ("256", 256),
+        (1024, 1024),
+        ("1TiB", 1048576),
+    ],
 )
 def test_memory_units(text: object, mib: int) -> None:
     assert parse_memory_mib(text) == mib
@@ -26,7 +34,9 @@ def test_memory_rejects_with_accepted_form(bad: object) -> None:
         parse_memory_mib(bad)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("10m", 600), ("2h", 7200), ("1h30m", 5400), ("45", 45)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("10m", 600), ("2h", 7200), ("1h30m", 5400), ("45", 45)]
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -72,7 +82,9 @@ def test_request_errors_name_the_field() -> None:
 
 
 def test_request_round_trips_through_json() -> None:
-    request = build_request(["python", "-c", "print(1)"], cpu="1", memory="2GiB", arch="aarch64", timeout="10m")
+    request = build_request(
+        ["python", "-c", "print(1)"], cpu="1", memory="2GiB", arch="aarch64", timeout="10m"
+    )
     again = ExecutionRequest.model_validate_json(request.model_dump_json())
     assert again == request
     assert again.resources.architecture.value == "arm64"

@@ -12,18 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from runvoy_core.errors import ConfigError, ProviderError, ProviderUnavailable, TransientProviderError
-
 from runvoy_aws.config import AwsConfig
+from runvoy_core.errors import ConfigError, ProviderError, ProviderUnavailable, TransientProviderError
 
 try:
     import boto3
     import botocore.config
     import botocore.exceptions as bexc
+    import botocore.loaders
+    import botocore.session
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra installed
     raise ProviderUnavailable(
         f"the aws provider needs boto3 ({_exc})", hint="install it with: pip install 'runvoy[aws]'"
     ) from None
+
+__all__ = ["AwsClients", "aws_call", "bexc", "error_code", "is_ambiguous", "is_transient", "translate"]
 
 THROTTLING_CODES = frozenset(
     {
@@ -64,6 +67,22 @@ CREDENTIAL_CODES = frozenset(
     }
 )
 ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+
+
+_shared_loader: Any = None
+_loader_lock = threading.Lock()
+
+
+def _botocore_session() -> Any:
+    """A botocore session sharing one model loader per process: the service models (EC2's is megabytes of
+    JSON) are parsed once even when several providers are created."""
+    global _shared_loader
+    with _loader_lock:
+        if _shared_loader is None:
+            _shared_loader = botocore.loaders.create_loader()
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _shared_loader)
+    return session
 
 
 def error_code(exc: BaseException) -> str:
@@ -117,7 +136,9 @@ def translate(exc: BaseException, action: str) -> Exception:
         if is_transient(exc):
             return TransientProviderError(text, aws_code=code)
         if code in CREDENTIAL_CODES:
-            return ProviderError(text, hint="the AWS credentials are invalid or expired: refresh them", aws_code=code)
+            return ProviderError(
+                text, hint="the AWS credentials are invalid or expired: refresh them", aws_code=code
+            )
         if code in ACCESS_CODES:
             return ProviderError(
                 text,
@@ -149,8 +170,11 @@ class AwsClients:
         self.config = config
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
+        self._handlers: list[tuple[str, Any]] = []
         try:
-            self.session = boto3.session.Session(profile_name=config.profile, region_name=region)
+            self.session = boto3.session.Session(
+                profile_name=config.profile, region_name=region, botocore_session=_botocore_session()
+            )
         except bexc.BotoCoreError as exc:
             raise translate(exc, "AWS session") from None
         self.region: str | None = self.session.region_name
@@ -159,7 +183,7 @@ class AwsClients:
 
     def _make_config(self, attempts: int) -> Any:
         return botocore.config.Config(
-            retries={"mode": "adaptive", "max_attempts": attempts},
+            retries={"mode": "adaptive", "total_max_attempts": attempts},
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
             user_agent_extra="runvoy",
@@ -178,8 +202,18 @@ class AwsClients:
                     )
                 except bexc.BotoCoreError as exc:
                     raise translate(exc, f"AWS {service} client") from None
+                for event, handler in self._handlers:
+                    client.meta.events.register(event, handler)
                 self._clients[key] = client
             return client
+
+    def register(self, event: str, handler: Any) -> None:
+        """A botocore event handler on every client, present and future (metrics, tests, the benchmark)."""
+        with self._lock:
+            self._handlers.append((event, handler))
+            clients = list(self._clients.values())
+        for client in clients:
+            client.meta.events.register(event, handler)
 
     def all(self) -> dict[str, Any]:
         with self._lock:

@@ -8,9 +8,6 @@ import time
 from typing import Any
 
 import structlog
-from runvoy_core.errors import StartFailed, TransientProviderError, UsageError
-from runvoy_core.models import Architecture, ExecutionRequest
-from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
 
 from runvoy_aws.clients import AwsClients, aws_call, bexc, is_ambiguous, is_transient, translate
 from runvoy_aws.config import AwsConfig
@@ -18,6 +15,9 @@ from runvoy_aws.secrets import SecretResolver
 from runvoy_aws.sizes import cpu_units, validate_resources
 from runvoy_aws.states import EXECUTION_TAG, execution_id_of, task_state
 from runvoy_aws.taskdefs import FAMILY_PREFIX, TaskDefContent, TaskDefinitions
+from runvoy_core.errors import StartFailed, TransientProviderError, UsageError
+from runvoy_core.models import Architecture, ExecutionRequest
+from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
 
 log = structlog.get_logger("runvoy.aws.compute")
 
@@ -252,7 +252,9 @@ class EcsCompute:
     # -- lazily resolved account facts ----------------------------------------------------------------
     def _secret_resolver(self) -> SecretResolver:
         if self._secrets is None:
-            self._secrets = SecretResolver(self._clients.client("ssm"), self._clients.client("secretsmanager"))
+            self._secrets = SecretResolver(
+                self._clients.client("ssm"), self._clients.client("secretsmanager")
+            )
         return self._secrets
 
     def _execution_role_arn(self) -> str | None:

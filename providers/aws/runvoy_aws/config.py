@@ -19,7 +19,9 @@ class AwsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    region: str | None = Field(default=None, description="AWS region; else settings.region, else the AWS chain")
+    region: str | None = Field(
+        default=None, description="AWS region; else settings.region, else the AWS chain"
+    )
     profile: str | None = Field(default=None, description="a named profile from ~/.aws/config")
     endpoint_url: str | None = Field(
         default=None, description="one endpoint for every service (moto, LocalStack); None = real AWS"
@@ -59,10 +61,18 @@ class AwsConfig(BaseModel):
     container_name: str = "main"
     image: str = DEFAULT_IMAGE
     tags: dict[str, str] = Field(default_factory=dict, description="added to every task and resource")
-    max_attempts: int = Field(default=8, ge=1, le=20, description="botocore adaptive retry attempts")
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=20,
+        description="botocore adaptive mode: total attempts per call (first + retries)",
+    )
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     platform_version: str = "LATEST"
+    poll_interval_min: float = Field(
+        default=1.0, gt=0, description="first DescribeTasks poll interval in seconds (then backs off)"
+    )
 
     @field_validator("cluster", "executions_table", "locks_table", "container_name", "execution_role_name")
     @classmethod
@@ -74,7 +84,28 @@ class AwsConfig(BaseModel):
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
-        allowed = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922)
+        allowed = (
+            1,
+            3,
+            5,
+            7,
+            14,
+            30,
+            60,
+            90,
+            120,
+            150,
+            180,
+            365,
+            400,
+            545,
+            731,
+            1096,
+            1827,
+            2192,
+            2557,
+            2922,
+        )
         if value not in allowed:
             raise ValueError(f"CloudWatch accepts only {', '.join(map(str, allowed))} days")
         return value

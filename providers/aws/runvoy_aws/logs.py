@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from runvoy_core.models import LogEvent, LogPage
-
 from runvoy_aws.clients import aws_call, bexc, error_code
 from runvoy_aws.compute import task_id
 from runvoy_aws.config import AwsConfig
+from runvoy_core.models import LogEvent, LogPage
 
 MAX_EVENTS = 10_000  # GetLogEvents' own cap per call
 EMPTY_PAGE_FOLLOWS = 20  # empty pages with a moving token to skip before reporting "nothing new"

@@ -14,8 +14,8 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
             name="aws",
             factory="runvoy_aws.provider:create_provider",
             config_model="runvoy_aws.config:AwsConfig",
-            capabilities=frozenset(),
+            capabilities=frozenset({"image", "spot", "arm64", "secrets", "graceful_stop"}),
             install_extra="aws",
-            description="(skeleton)",
+            description="AWS ECS Fargate tasks, CloudWatch Logs, DynamoDB records and locks, S3 archive",
         )
     )

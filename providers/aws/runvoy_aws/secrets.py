@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from runvoy_core.errors import UsageError
-
 from runvoy_aws.clients import aws_call, bexc, error_code
+from runvoy_core.errors import UsageError
 
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9_]")
 _SM_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")  # Secrets Manager appends 6 random characters to ARNs

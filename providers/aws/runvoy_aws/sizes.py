@@ -37,8 +37,12 @@ def describe_sizes() -> str:
     parts = []
     for cpu in _SIZES:
         mem = valid_memory(cpu)
-        span = ", ".join(format_memory(m) for m in mem) if len(mem) <= 4 else (
-            f"{format_memory(mem[0])}-{format_memory(mem[-1])} in {format_memory(mem[1] - mem[0])} steps"
+        span = (
+            ", ".join(format_memory(m) for m in mem)
+            if len(mem) <= 4
+            else (
+                f"{format_memory(mem[0])}-{format_memory(mem[-1])} in {format_memory(mem[1] - mem[0])} steps"
+            )
         )
         parts.append(f"{cpu} vCPU: {span}")
     return "; ".join(parts)

@@ -1,4 +1,4 @@
-"""Entry point of the gcp provider: hook implementations only; imports no SDK."""
+"""Entry point of the gcp provider: hook implementations only; imports no Google library."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
             name="gcp",
             factory="runvoy_gcp.provider:create_provider",
             config_model="runvoy_gcp.config:GcpConfig",
-            capabilities=frozenset(),
+            capabilities=frozenset({"image", "secrets", "native_timeout", "detached_supervision"}),
             install_extra="gcp",
-            description="(skeleton)",
+            description="GCP Cloud Run jobs, Cloud Logging, GCS records, locks and log archive",
         )
     )

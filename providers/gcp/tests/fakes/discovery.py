@@ -113,7 +113,7 @@ class DiscoveryValidator:
             spec = declared.get(name) or self.system_params.get(name)
             if spec is None or spec.get("location") == "path":
                 raise RequestRejected(
-                    f"Invalid JSON payload received. Unknown name \"{name}\": Cannot bind query parameter. "
+                    f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter. '
                     f"Field '{name}' could not be found in request message."
                 )
             if len(values) > 1 and not spec.get("repeated"):
@@ -156,7 +156,7 @@ class DiscoveryValidator:
                 else:
                     at = f" at '{where}'" if where else ""
                     raise RequestRejected(
-                        f"Invalid JSON payload received. Unknown name \"{key}\"{at}: Cannot find field."
+                        f'Invalid JSON payload received. Unknown name "{key}"{at}: Cannot find field.'
                     )
             return None
         if kind == "array":

@@ -44,7 +44,9 @@ class ApiError(Exception):
 
 
 def error_body(code: int, message: str, status: str | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "status": status or STATUS_NAMES.get(code, "UNKNOWN")}}
+    return {
+        "error": {"code": code, "message": message, "status": status or STATUS_NAMES.get(code, "UNKNOWN")}
+    }
 
 
 @dataclass
@@ -70,7 +72,9 @@ class FaultPlan:
     faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, method_id: str, *, status: int | None = None, delay_after: float = 0.0, times: int = 1) -> Fault:
+    def add(
+        self, method_id: str, *, status: int | None = None, delay_after: float = 0.0, times: int = 1
+    ) -> Fault:
         fault = Fault(method_id, status=status, delay_after=delay_after, times=times)
         with self.lock:
             self.faults.append(fault)
@@ -197,6 +201,9 @@ class GoogleApiServer:
         except ApiError as exc:
             call.status = exc.code
             return exc.code, error_body(exc.code, exc.message, exc.status)
+        except RequestRejected as exc:
+            call.status = exc.code
+            return exc.code, error_body(exc.code, exc.message)
         if fault is not None and fault.delay_after:
             time.sleep(fault.delay_after)
         return status, result
@@ -205,7 +212,7 @@ class GoogleApiServer:
 def rfc3339(ts: float) -> str:
     """A timestamp as Google's JSON mapping writes it (UTC, nanosecond precision, Z)."""
     whole = int(ts)
-    nanos = int(round((ts - whole) * 1e9))
+    nanos = round((ts - whole) * 1e9)
     if nanos >= 1_000_000_000:
         whole, nanos = whole + 1, nanos - 1_000_000_000
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{nanos:09d}Z"

@@ -1,0 +1,73 @@
+"""The aws provider: ECS Fargate + CloudWatch Logs + DynamoDB + S3 (+ SSM / Secrets Manager for secrets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runvoy_aws.clients import AwsClients
+from runvoy_aws.compute import EcsCompute
+from runvoy_aws.config import AwsConfig
+from runvoy_aws.logs import CloudWatchLogs
+from runvoy_aws.register import DynamoLockRegister
+from runvoy_aws.setup import AwsSetup
+from runvoy_aws.store import DynamoStore
+from runvoy_core.config import Settings
+from runvoy_core.errors import ConfigError
+from runvoy_core.ports import Capability
+
+CAPABILITIES = frozenset(
+    {Capability.IMAGE, Capability.SPOT, Capability.ARM64, Capability.SECRETS, Capability.GRACEFUL_STOP}
+)
+
+
+class AwsProvider:
+    name = "aws"
+    capabilities = CAPABILITIES
+
+    def __init__(self, config: AwsConfig, settings: Settings | None = None) -> None:
+        self.config = config
+        wanted_region = config.region or (settings.region if settings else None)
+        self.clients = AwsClients(config, wanted_region)
+        region = self.clients.region
+        if not region:
+            raise ConfigError(
+                "no AWS region configured for the aws provider",
+                hint="set providers.aws.region in the config file, RUNVOY_PROVIDERS__AWS__REGION, or AWS_REGION",
+            )
+        self.region: str | None = region
+        self.poll_interval_min = config.poll_interval_min
+        s3 = self._s3
+        self.compute = EcsCompute(self.clients, config, region)
+        self.logs = CloudWatchLogs(self.clients.client("logs"), s3, config)
+        self.store = DynamoStore(self.clients.client("dynamodb"), config.executions_table, s3, config.bucket)
+        self.locks = DynamoLockRegister(self.clients.client("dynamodb"), config.locks_table)
+
+    def _s3(self) -> Any:
+        return self.clients.client("s3")
+
+    def setup(self, dry_run: bool = False) -> list[dict[str, Any]]:
+        assert self.region is not None
+        return AwsSetup(self.clients, self.config, self.region).run(dry_run)
+
+    def describe_resources(self) -> dict[str, Any]:
+        """Where to find a run's resources (for ``runvoy providers`` / docs)."""
+        return {
+            "region": self.region,
+            "cluster": self.config.cluster,
+            "log_group": self.config.log_group,
+            "log_stream": f"{self.config.log_stream_prefix}/{self.config.container_name}/<task id>",
+            "executions_table": self.config.executions_table,
+            "locks_table": self.config.locks_table,
+            "bucket": self.config.bucket,
+        }
+
+    def close(self) -> None:
+        self.clients.close()
+
+
+def create_provider(
+    config: AwsConfig | dict[str, Any] | None = None, settings: Settings | None = None
+) -> AwsProvider:
+    if not isinstance(config, AwsConfig):
+        config = AwsConfig.model_validate(config or {})
+    return AwsProvider(config, settings)

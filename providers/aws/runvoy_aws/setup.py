@@ -1,0 +1,276 @@
+"""``runvoy setup --provider aws [--dry-run]``: create or check what runvoy needs, idempotently.
+
+Each step reads first and only creates what is missing, so running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from runvoy_aws import register, store
+from runvoy_aws.clients import AwsClients, aws_call, bexc, error_code
+from runvoy_aws.config import AwsConfig
+from runvoy_core.errors import RunvoyError
+
+Step = dict[str, Any]
+EXECUTION_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+ECS_TASKS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+# what AmazonECSTaskExecutionRolePolicy grants (image pulls, log writes), plus reading secrets; inline so
+# that setup does not depend on the managed policy being attachable in the partition
+EXECUTION_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "ecr:GetAuthorizationToken",
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchGetImage",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameters", "secretsmanager:GetSecretValue", "kms:Decrypt"],
+            "Resource": "*",
+        },
+    ],
+}
+CAPACITY_PROVIDERS = ["FARGATE", "FARGATE_SPOT"]
+
+
+def _step(resource: str, action: str, detail: str) -> Step:
+    return {"resource": resource, "action": action, "detail": detail}
+
+
+class AwsSetup:
+    def __init__(self, clients: AwsClients, config: AwsConfig, region: str) -> None:
+        self._clients = clients
+        self._config = config
+        self._region = region
+        self._tags = {"managed-by": "runvoy", **config.tags}
+
+    def run(self, dry_run: bool) -> list[Step]:
+        steps: list[Callable[[bool], Step]] = [
+            self._cluster,
+            self._log_group,
+            self._executions_table,
+            self._locks_table,
+            self._bucket,
+            self._execution_role,
+            self._network,
+        ]
+        results = []
+        for step in steps:
+            try:
+                results.append(step(dry_run))
+            except RunvoyError as exc:
+                results.append(
+                    _step(step.__name__.strip("_").replace("_", " "), "manual", f"{exc} ({exc.hint})")
+                )
+        return results
+
+    # -- ECS ------------------------------------------------------------------------------------------
+    def _cluster(self, dry_run: bool) -> Step:
+        ecs = self._clients.client("ecs")
+        name = self._config.cluster
+        resource = f"ECS cluster {name}"
+        with aws_call("describe ECS cluster"):
+            found = [
+                c
+                for c in ecs.describe_clusters(clusters=[name]).get("clusters", [])
+                if c.get("status") == "ACTIVE"
+            ]
+        if found:
+            have = set(found[0].get("capacityProviders") or [])
+            missing = [p for p in CAPACITY_PROVIDERS if p not in have]
+            if not missing:
+                return _step(resource, "exists", "capacity providers FARGATE, FARGATE_SPOT")
+            if dry_run:
+                return _step(resource, "would update", f"add capacity providers {', '.join(missing)}")
+            with aws_call("set the cluster's capacity providers"):
+                ecs.put_cluster_capacity_providers(
+                    cluster=name,
+                    capacityProviders=sorted(have | set(CAPACITY_PROVIDERS)),
+                    defaultCapacityProviderStrategy=found[0].get("defaultCapacityProviderStrategy") or [],
+                )
+            return _step(resource, "updated", f"added capacity providers {', '.join(missing)}")
+        if dry_run:
+            return _step(resource, "would create", "with capacity providers FARGATE, FARGATE_SPOT")
+        with aws_call("create ECS cluster"):
+            ecs.create_cluster(
+                clusterName=name,
+                capacityProviders=CAPACITY_PROVIDERS,
+                tags=[{"key": k, "value": v} for k, v in self._tags.items()],
+            )
+            # moto and older API versions ignore capacityProviders on CreateCluster
+            ecs.put_cluster_capacity_providers(
+                cluster=name, capacityProviders=CAPACITY_PROVIDERS, defaultCapacityProviderStrategy=[]
+            )
+        return _step(resource, "created", "with capacity providers FARGATE, FARGATE_SPOT")
+
+    # -- CloudWatch Logs --------------------------------------------------------------------------------
+    def _log_group(self, dry_run: bool) -> Step:
+        logs = self._clients.client("logs")
+        name, days = self._config.log_group, self._config.log_retention_days
+        resource = f"log group {name}"
+        with aws_call("describe log groups"):
+            groups = logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", [])
+        group = next((g for g in groups if g.get("logGroupName") == name), None)
+        if group is not None:
+            if group.get("retentionInDays") == days:
+                return _step(resource, "exists", f"retention {days} days")
+            if dry_run:
+                return _step(
+                    resource, "would update", f"retention {group.get('retentionInDays')} -> {days} days"
+                )
+            with aws_call("set log retention"):
+                logs.put_retention_policy(logGroupName=name, retentionInDays=days)
+            return _step(resource, "updated", f"retention {days} days")
+        if dry_run:
+            return _step(resource, "would create", f"retention {days} days")
+        with aws_call("create log group"):
+            logs.create_log_group(logGroupName=name, tags=self._tags)
+            logs.put_retention_policy(logGroupName=name, retentionInDays=days)
+        return _step(resource, "created", f"retention {days} days")
+
+    # -- DynamoDB ---------------------------------------------------------------------------------------
+    def _executions_table(self, dry_run: bool) -> Step:
+        return self._table(store.table_definition(self._config.executions_table), dry_run)
+
+    def _locks_table(self, dry_run: bool) -> Step:
+        return self._table(register.table_definition(self._config.locks_table), dry_run)
+
+    def _table(self, definition: dict[str, Any], dry_run: bool) -> Step:
+        db = self._clients.client("dynamodb")
+        name = definition["TableName"]
+        resource = f"DynamoDB table {name}"
+        wanted = {i["IndexName"] for i in definition.get("GlobalSecondaryIndexes", [])}
+        with aws_call("describe DynamoDB table"):
+            try:
+                table = db.describe_table(TableName=name)["Table"]
+            except bexc.ClientError as exc:
+                if error_code(exc) != "ResourceNotFoundException":
+                    raise
+                table = None
+        if table is not None:
+            have = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
+            if wanted - have:
+                return _step(
+                    resource,
+                    "manual",
+                    f"exists without the indexes {', '.join(sorted(wanted - have))}: delete it or set another "
+                    "table name in providers.aws",
+                )
+            return _step(
+                resource, "exists", "on-demand" + (f", indexes {', '.join(sorted(wanted))}" if wanted else "")
+            )
+        if dry_run:
+            return _step(resource, "would create", "on-demand capacity")
+        with aws_call("create DynamoDB table"):
+            db.create_table(**definition, Tags=[{"Key": k, "Value": v} for k, v in self._tags.items()])
+            db.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+        return _step(resource, "created", "on-demand capacity")
+
+    # -- S3 ---------------------------------------------------------------------------------------------
+    def _bucket(self, dry_run: bool) -> Step:
+        bucket = self._config.bucket
+        if not bucket:
+            return _step("S3 bucket", "skipped", "no providers.aws.bucket configured: logs are not archived")
+        s3 = self._clients.client("s3")
+        resource = f"S3 bucket {bucket}"
+        with aws_call("check S3 bucket"):
+            try:
+                s3.head_bucket(Bucket=bucket)
+                return _step(resource, "exists", "log archive and large records")
+            except bexc.ClientError as exc:
+                if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                    raise
+        if dry_run:
+            return _step(resource, "would create", "private, encrypted")
+        with aws_call("create S3 bucket"):
+            kwargs: dict[str, Any] = {"Bucket": bucket}
+            if self._region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
+            s3.create_bucket(**kwargs)
+            s3.put_public_access_block(
+                Bucket=bucket,
+                PublicAccessBlockConfiguration={
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "RestrictPublicBuckets": True,
+                },
+            )
+        return _step(resource, "created", "private, encrypted (SSE-S3 default)")
+
+    # -- IAM --------------------------------------------------------------------------------------------
+    def _execution_role(self, dry_run: bool) -> Step:
+        iam = self._clients.client("iam")
+        arn = self._config.execution_role_arn
+        name = arn.rsplit("/", 1)[-1] if arn else self._config.execution_role_name
+        resource = f"IAM role {name}"
+        with aws_call("read IAM role"):
+            try:
+                role = iam.get_role(RoleName=name)["Role"]
+                return _step(resource, "exists", f"{role['Arn']} (task execution role)")
+            except bexc.ClientError as exc:
+                code = error_code(exc)
+                if code in ("AccessDenied", "AccessDeniedException"):
+                    return _step(resource, "manual", self._role_advice(name, "cannot read IAM roles"))
+                if code != "NoSuchEntity":
+                    raise
+        if arn:
+            return _step(resource, "manual", f"{arn} does not exist: create it or fix execution_role_arn")
+        if dry_run:
+            return _step(
+                resource,
+                "would create",
+                "trusted by ecs-tasks.amazonaws.com: pull images, write logs, read secrets",
+            )
+        try:
+            with aws_call("create IAM role"):
+                iam.create_role(
+                    RoleName=name,
+                    AssumeRolePolicyDocument=json.dumps(ECS_TASKS_TRUST),
+                    Description="runvoy: lets ECS pull images, write logs and read secrets for runvoy tasks",
+                    Tags=[{"Key": k, "Value": v} for k, v in self._tags.items()],
+                )
+                iam.put_role_policy(
+                    RoleName=name,
+                    PolicyName="runvoy-task-execution",
+                    PolicyDocument=json.dumps(EXECUTION_POLICY),
+                )
+        except RunvoyError as exc:
+            return _step(resource, "manual", self._role_advice(name, str(exc)))
+        return _step(resource, "created", "task execution role")
+
+    def _role_advice(self, name: str, why: str) -> str:
+        return (
+            f"{why}: ask an administrator for a role named {name} trusted by ecs-tasks.amazonaws.com with "
+            f"{EXECUTION_POLICY_ARN} (plus ssm:GetParameters / secretsmanager:GetSecretValue for --secret), or set providers.aws.execution_role_arn to an existing one"
+        )
+
+    # -- network ----------------------------------------------------------------------------------------
+    def _network(self, dry_run: bool) -> Step:
+        from runvoy_aws.compute import default_network
+
+        subnets, groups = default_network(
+            self._clients.client("ec2"), list(self._config.subnets), list(self._config.security_groups)
+        )
+        origin = "configured" if self._config.subnets else "default VPC"
+        return _step(
+            "network",
+            "exists",
+            f"{origin}: subnets {', '.join(subnets)}; security groups {', '.join(groups)}",
+        )

@@ -1,0 +1,107 @@
+"""Helpers for the aws tests: wait for a task, inject faults and count API calls through botocore events."""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from typing import Any
+
+import botocore.awsrequest
+import botocore.exceptions
+import requests
+
+from runvoy_core.ports import TaskState
+
+
+def wait_ended(provider: Any, ref: str, timeout: float = 15.0) -> TaskState:
+    deadline = time.time() + timeout
+    while True:
+        state = provider.compute.describe(ref)
+        if state.ended or time.time() > deadline:
+            return state
+        time.sleep(0.05)
+
+
+def wait_running(provider: Any, ref: str, timeout: float = 10.0) -> TaskState:
+    deadline = time.time() + timeout
+    while True:
+        state = provider.compute.describe(ref)
+        if state.phase.value in ("RUNNING", "STOPPED") or time.time() > deadline:
+            return state
+        time.sleep(0.05)
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body
+
+
+def _event_name(client: Any, operation: str) -> str:
+    return f"before-send.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+
+
+def inject_error(
+    client: Any, operation: str, times: int, *, code: str = "ThrottlingException", status: int = 400
+) -> list[int]:
+    """Answer the next ``times`` calls of ``operation`` with an AWS error (never reaching moto).
+    Returns a one-element list counting the injected answers."""
+    injected = [0]
+
+    def handler(request: Any, **_: Any) -> Any:
+        if injected[0] >= times:
+            return None
+        injected[0] += 1
+        body = json.dumps({"__type": code, "message": "Rate exceeded"}).encode()
+        return botocore.awsrequest.AWSResponse(
+            request.url, status, {"Content-Type": "application/x-amz-json-1.1"}, _Raw(body)
+        )
+
+    client.meta.events.register(_event_name(client, operation), handler)
+    return injected
+
+
+def timeout_after_success(client: Any, operation: str, times: int = 1) -> list[int]:
+    """The next ``times`` calls reach moto (and take effect) but the client sees a read timeout."""
+    done = [0]
+
+    def handler(request: Any, **_: Any) -> Any:
+        if done[0] >= times:
+            return None
+        done[0] += 1
+        requests.post(request.url, data=request.body, headers=dict(request.headers), timeout=10)
+        raise botocore.exceptions.ReadTimeoutError(endpoint_url=request.url)
+
+    client.meta.events.register(_event_name(client, operation), handler)
+    return done
+
+
+class CallCounter:
+    """Counts API calls (operation names) made through the given clients, via ``before-call`` events."""
+
+    def __init__(self) -> None:
+        self.calls: collections.Counter[str] = collections.Counter()
+
+    def attach(self, client: Any) -> None:
+        service = client.meta.service_model.service_id.hyphenize()
+
+        def handler(model: Any, **_: Any) -> None:
+            self.calls[f"{service}:{model.name}"] += 1
+
+        client.meta.events.register(f"before-call.{service}", handler)
+
+    def attach_provider(self, provider: Any) -> None:
+        def handler(model: Any, **_: Any) -> None:
+            self.calls[f"{model.service_model.service_id.hyphenize()}:{model.name}"] += 1
+
+        provider.clients.register("before-call", handler)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def of(self, operation: str) -> int:
+        return sum(n for name, n in self.calls.items() if name.endswith(":" + operation))

@@ -1,0 +1,119 @@
+"""Fixtures for the aws provider's tests: one moto server per session (in this process, so the simulator can
+reach its backends), reset before every test, and a provider pointed at it with the resources set up."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from simulator_aws import AwsSimulator
+
+REGION = "us-east-1"
+CREDENTIAL_VARS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+@pytest.fixture(autouse=True)
+def runvoy_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "runvoy-home"
+    home.mkdir()
+    monkeypatch.setenv("RUNVOY_HOME", str(home))
+    monkeypatch.setenv("RUNVOY_CONFIG", str(tmp_path / "config.toml"))
+    for var in ("RUNVOY_PROVIDER", "RUNVOY_PROFILE", "RUNVOY_PLUGINS_ALLOW", "RUNVOY_PLUGINS_BLOCK"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in CREDENTIAL_VARS.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_simulator(moto_endpoint: str) -> Iterator[AwsSimulator]:
+    simulator = AwsSimulator(moto_endpoint, REGION)
+    simulator.install()
+    yield simulator
+    simulator.uninstall()
+
+
+def reset_moto(endpoint: str) -> None:
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    # tasks advance only when the simulator says so (moto would step them to STOPPED per describe)
+    requests.post(
+        f"{endpoint}/moto-api/state-manager/set-transition",
+        json={"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
+        timeout=10,
+    ).raise_for_status()
+
+
+@pytest.fixture
+def moto(moto_endpoint: str, aws_simulator: AwsSimulator) -> Iterator[str]:
+    """A clean moto (and simulator) for this test."""
+    aws_simulator.reset()
+    reset_moto(moto_endpoint)
+    yield moto_endpoint
+    aws_simulator.reset()
+
+
+def config_dict(endpoint: str, **overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "region": REGION,
+        "endpoint_url": endpoint,
+        "bucket": "runvoy-test-archive",
+        "max_attempts": 3,
+        "read_timeout": 10.0,
+        "poll_interval_min": 0.05,
+    }
+    base.update(overrides)
+    return base
+
+
+@pytest.fixture
+def aws_config(moto: str):  # type: ignore[no-untyped-def]
+    from runvoy_aws.config import AwsConfig
+
+    return AwsConfig.model_validate(config_dict(moto))
+
+
+@pytest.fixture
+def provider(aws_config):  # type: ignore[no-untyped-def]
+    """A provider whose resources exist (runvoy setup ran)."""
+    from runvoy_aws.provider import create_provider
+
+    made = create_provider(aws_config, None)
+    made.compute.start_retry_delay = 0.01
+    made.setup(dry_run=False)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def sim(aws_simulator: AwsSimulator, moto: str) -> AwsSimulator:
+    return aws_simulator

@@ -1,0 +1,151 @@
+"""End to end through the CLI against moto + the cloud simulator (in-process, with click's CliRunner, so the
+simulator sees the tasks; the lock-conflict test adds a real second process)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import config_dict
+
+
+def needs(*modules: str) -> None:
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not written yet")
+
+
+@pytest.fixture
+def aws_env(moto, sim, monkeypatch) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The CLI configured through RUNVOY_PROVIDERS__AWS__* (what a user's environment would do)."""
+    env = {f"RUNVOY_PROVIDERS__AWS__{k.upper()}": str(v) for k, v in config_dict(moto).items()}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    from runvoy_core.api import Runvoy
+
+    with Runvoy(provider="aws") as rv:
+        rv.provider.setup(dry_run=False)
+    return env
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from runvoy_cli.main import cli
+
+    runner = CliRunner()
+    return runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_run_prints_the_output_and_exits_with_the_command_code(aws_env) -> None:
+    needs("runvoy_cli.commands.run")
+    result = invoke("--provider", "aws", "run", "echo hi; exit 3")
+    assert result.exit_code == 3, result.output
+    assert "hi\n" in result.stdout
+
+
+def test_run_json_carries_the_fargate_cost(aws_env) -> None:
+    needs("runvoy_cli.commands.run")
+    result = invoke("--provider", "aws", "run", "--json", "--cpu", "1", "--memory", "2GiB", "echo ok")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["status"] == "SUCCEEDED" and record["provider"] == "aws"
+    assert record["task_ref"].startswith("arn:aws:ecs:us-east-1:")
+    cost = record["cost"]
+    assert cost["provider"] == "aws" and float(cost["total"]) > 0
+    # 1 vCPU + 2 GB for the one-minute minimum in us-east-1
+    assert abs(float(cost["total"]) - (0.04048 + 2 * 0.004445) / 60) < 1e-6
+
+
+def test_run_refuses_an_invalid_fargate_size(aws_env) -> None:
+    needs("runvoy_cli.commands.run")
+    result = invoke("--provider", "aws", "run", "--cpu", "0.25", "--memory", "4GiB", "true")
+    assert result.exit_code == 2
+    assert "not valid with --cpu 0.25 on Fargate" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_timeout_ends_the_run_as_timed_out(aws_env) -> None:
+    needs("runvoy_cli.commands.run")
+    result = invoke("--provider", "aws", "run", "--timeout", "1s", "--stop-grace", "2s", "echo start; sleep 30")
+    assert result.exit_code == 124, result.output
+    assert "start" in result.stdout
+
+
+def test_detach_status_logs_follow_and_kill(aws_env) -> None:
+    needs("runvoy_cli.commands.run", "runvoy_cli.commands.status", "runvoy_cli.commands.logs", "runvoy_cli.commands.kill")
+    started = invoke(
+        "--provider", "aws", "run", "--detach", "--stop-grace", "2s", "echo up; while true; do sleep 0.05; done"
+    )
+    assert started.exit_code == 0, started.output
+    execution_id = started.stdout.strip().splitlines()[-1]
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        status = invoke("--provider", "aws", "status", "--json", execution_id)
+        if json.loads(status.stdout)["status"] == "RUNNING":
+            break
+        time.sleep(0.1)
+    assert json.loads(status.stdout)["status"] == "RUNNING"
+
+    def kill_soon() -> None:
+        time.sleep(1.0)
+        from runvoy_core.api import Runvoy
+
+        with Runvoy(provider="aws") as other:  # as a second terminal's `runvoy kill` would
+            other.kill(execution_id)
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    followed = invoke("--provider", "aws", "logs", "-f", execution_id)
+    killer.join()
+    assert "up" in followed.stdout.splitlines()
+    final = invoke("--provider", "aws", "status", "--json", execution_id)
+    assert json.loads(final.stdout)["status"] == "CANCELLED"
+
+    again = invoke("--provider", "aws", "run", "--detach", "sleep 30")
+    other_id = again.stdout.strip().splitlines()[-1]
+    killed = invoke("--provider", "aws", "kill", other_id)
+    assert killed.exit_code == 0, killed.output
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        record = json.loads(invoke("--provider", "aws", "status", "--json", other_id).stdout)
+        if record["status"] == "CANCELLED":
+            break
+        time.sleep(0.2)
+    assert record["status"] == "CANCELLED"
+
+
+def test_a_lock_conflict_is_detected_across_two_processes(aws_env) -> None:
+    needs("runvoy_cli.commands.run")
+    holder = {}
+
+    def hold() -> None:
+        holder["result"] = invoke("--provider", "aws", "run", "--lock", "nightly", "echo holding; sleep 4")
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    from runvoy_core.api import Runvoy
+
+    with Runvoy(provider="aws") as rv:
+        deadline = time.time() + 10
+        while rv.provider.locks.read("nightly") is None and time.time() < deadline:
+            time.sleep(0.05)
+    # a second process on another "machine": only the DynamoDB lock table is shared
+    env = {**os.environ, **aws_env}
+    other = subprocess.run(
+        [sys.executable, "-m", "runvoy_cli.main", "--provider", "aws", "run", "--lock", "nightly", "echo never"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    thread.join(30)
+    assert other.returncode == 75, other.stderr
+    assert "nightly" in other.stderr and "never" not in other.stdout
+    assert holder["result"].exit_code == 0, holder["result"].output

@@ -1,0 +1,130 @@
+"""Faults: throttling, 5xx, a timeout after RunTask succeeded, failed starts, OOM, spot interruption."""
+
+from __future__ import annotations
+
+import pytest
+from aws_test_tools import inject_error, timeout_after_success, wait_ended, wait_running
+
+from runvoy_core.errors import StartFailed, TransientProviderError
+from runvoy_core.ports import TaskPhase, TaskSpec
+
+
+def spec(execution_id: str, command: str, **kwargs: object) -> TaskSpec:
+    return TaskSpec(execution_id=execution_id, argv=["/bin/sh", "-c", command], **kwargs)  # type: ignore[arg-type]
+
+
+def task_count(provider, execution_id: str) -> int:
+    ecs = provider.clients.client("ecs")
+    return len(ecs.list_tasks(cluster="runvoy", startedBy=execution_id)["taskArns"])
+
+
+def test_throttled_run_task_is_retried_without_a_duplicate(provider, sim) -> None:
+    injected = inject_error(provider.clients.client("ecs", single_attempt=True), "RunTask", 2)
+    ref = provider.compute.start(spec("a1a1a1a1a1a1", "exit 0"), "a1a1a1a1a1a1")
+    assert injected[0] == 2
+    assert wait_ended(provider, ref).exit_code == 0
+    assert task_count(provider, "a1a1a1a1a1a1") == 1
+
+
+def test_a_timeout_after_run_task_succeeded_finds_the_first_task(provider, sim) -> None:
+    hits = timeout_after_success(provider.clients.client("ecs", single_attempt=True), "RunTask")
+    ref = provider.compute.start(spec("b2b2b2b2b2b2", "echo once"), "b2b2b2b2b2b2")
+    assert hits[0] == 1
+    assert task_count(provider, "b2b2b2b2b2b2") == 1 and len(sim.launched) == 1
+    assert ref == sim.launched[0]
+    assert wait_ended(provider, ref).exit_code == 0
+
+
+def test_server_errors_on_run_task_look_up_before_retrying(provider, sim) -> None:
+    inject_error(
+        provider.clients.client("ecs", single_attempt=True), "RunTask", 1, code="ServerException", status=500
+    )
+    ref = provider.compute.start(spec("c3c3c3c3c3c3", "true"), "c3c3c3c3c3c3")
+    assert task_count(provider, "c3c3c3c3c3c3") == 1 and ref == sim.launched[0]
+
+
+def test_throttled_describe_is_retried_by_botocore(provider, sim) -> None:
+    ref = provider.compute.start(spec("d4d4d4d4d4d4", "exit 5"), "d4d4d4d4d4d4")
+    injected = inject_error(provider.clients.client("ecs"), "DescribeTasks", 2)
+    state = wait_ended(provider, ref)
+    assert injected[0] == 2 and state.exit_code == 5
+
+
+def test_persistent_throttling_on_describe_is_a_transient_error_not_a_crash(provider, sim) -> None:
+    ref = provider.compute.start(spec("e5e5e5e5e5e5", "true"), "e5e5e5e5e5e5")
+    inject_error(provider.clients.client("ecs"), "DescribeTasks", 3)  # = max_attempts in the test config
+    with pytest.raises(TransientProviderError, match="ThrottlingException"):
+        provider.compute.describe(ref)
+    assert wait_ended(provider, ref).phase is TaskPhase.STOPPED  # the next poll works
+
+
+def test_throttled_log_reads_are_retried(provider, sim) -> None:
+    ref = provider.compute.start(spec("f6f6f6f6f6f6", "echo a; echo b"), "f6f6f6f6f6f6")
+    wait_ended(provider, ref)
+    injected = inject_error(provider.clients.client("logs"), "GetLogEvents", 2)
+    assert [e.message for e in provider.logs.read(ref).events] == ["a", "b"]
+    assert injected[0] == 2
+    inject_error(provider.clients.client("logs"), "GetLogEvents", 3)
+    with pytest.raises(TransientProviderError):
+        provider.logs.read(ref)
+
+
+def test_a_task_that_fails_to_start(provider, sim) -> None:
+    image = "registry.example/does-not-exist:1"
+    ref = provider.compute.start(spec("a7a7a7a7a7a7", "true", image=image), "a7a7a7a7a7a7")
+    state = wait_ended(provider, ref)
+    assert state.failed_to_start and state.exit_code is None
+    assert state.reason.startswith("the task failed to start: CannotPullContainerError")
+    assert state.billed_start is None  # nothing was pulled: nothing is billed
+
+
+def test_an_out_of_memory_kill(provider, sim) -> None:
+    ref = provider.compute.start(spec("b8b8b8b8b8b8", "echo start; kill -9 $$"), "b8b8b8b8b8b8")
+    state = wait_ended(provider, ref)
+    assert state.exit_code == 137 and state.signal == 9
+    assert state.reason.startswith("out of memory")
+    assert not state.stopped_by_request
+
+
+def test_a_spot_interruption(provider, sim) -> None:
+    from runvoy_core.models import Resources
+
+    command = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
+    ref = provider.compute.start(
+        spec("c9c9c9c9c9c9", command, resources=Resources(spot=True)), "c9c9c9c9c9c9"
+    )
+    wait_running(provider, ref)
+    sim.interrupt_spot(ref)
+    state = wait_ended(provider, ref)
+    assert state.reason.startswith("Fargate Spot interruption")
+    assert state.exit_code is None  # exiting 0 on SIGTERM did not finish the work
+    assert not state.stopped_by_request
+
+
+def test_run_task_failures_are_a_start_failure(provider, sim) -> None:
+    import json
+
+    import botocore.awsrequest
+    from aws_test_tools import _Raw
+
+    client = provider.clients.client("ecs", single_attempt=True)
+
+    def refuse(request, **_):
+        body = json.dumps({"tasks": [], "failures": [{"reason": "Capacity is unavailable at this time"}]})
+        return botocore.awsrequest.AWSResponse(
+            request.url, 200, {"Content-Type": "application/x-amz-json-1.1"}, _Raw(body.encode())
+        )
+
+    client.meta.events.register("before-send.ecs.RunTask", refuse)
+    with pytest.raises(StartFailed, match="Capacity is unavailable"):
+        provider.compute.start(spec("d0d0d0d0d0d0", "true"), "d0d0d0d0d0d0")
+
+
+def test_access_denied_is_a_clear_error(provider) -> None:
+    from runvoy_core.errors import ProviderError
+
+    inject_error(provider.clients.client("ecs"), "DescribeTasks", 1, code="AccessDeniedException")
+    with pytest.raises(ProviderError) as caught:
+        provider.compute.describe("arn:aws:ecs:us-east-1:123456789012:task/runvoy/abc")
+    assert not isinstance(caught.value, TransientProviderError)
+    assert "IAM policy" in caught.value.hint

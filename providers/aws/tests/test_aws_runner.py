@@ -1,0 +1,117 @@
+"""The whole lifecycle through the Python API (runner + aws provider) against moto and the simulator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from conftest import config_dict
+
+from runvoy_core.models import LogEvent, Status
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.events: list[LogEvent] = []
+
+    def write_events(self, events: list[LogEvent]) -> None:
+        self.events.extend(events)
+
+    @property
+    def lines(self) -> list[str]:
+        return [e.message for e in self.events]
+
+
+@pytest.fixture
+def rv(moto, sim):  # type: ignore[no-untyped-def]
+    from runvoy_core.api import Runvoy
+
+    client = Runvoy(provider="aws", **config_dict(moto))
+    client.provider.compute.start_retry_delay = 0.01
+    client.provider.setup(dry_run=False)
+    yield client
+    client.close()
+
+
+def test_a_failing_run_gives_its_output_exit_code_and_fargate_cost(rv) -> None:
+    sink = Sink()
+    execution = rv.run("echo hi; exit 3", log_sink=sink)
+    assert sink.lines == ["hi"]
+    assert execution.status is Status.FAILED and execution.exit_code == 3
+    assert execution.reason == "exited with code 3"
+    assert execution.task_ref and execution.task_ref.startswith("arn:aws:ecs:")
+    assert execution.cost is not None and execution.cost.provider == "aws"
+    # Fargate bills at least one minute: 0.25 vCPU + 0.5 GB for 60 s in us-east-1
+    expected = (Decimal("0.04048") * Decimal("0.25") + Decimal("0.004445") * Decimal("0.5")) * 60 / 3600
+    assert abs(execution.cost.total - expected) < Decimal("0.000001"), execution.cost
+    stored = rv.get(execution.id)
+    assert stored.status is Status.FAILED and stored.cost is not None
+    statuses = [e.status for e in rv.events(execution.id) if e.status]
+    assert statuses[0] is Status.PENDING and statuses[-1] is Status.FAILED
+    archive = rv.provider.clients.client("s3").get_object(
+        Bucket="runvoy-test-archive", Key=f"logs/{execution.id}.log"
+    )
+    assert archive["Body"].read().decode().rstrip().endswith(" hi")
+
+
+def test_a_succeeding_run(rv) -> None:
+    execution = rv.run(["/bin/sh", "-c", "echo ok"], cpu="0.5", memory="1GiB")
+    assert execution.status is Status.SUCCEEDED and execution.exit_code == 0
+    assert execution.billed_start is not None and execution.billed_stop is not None
+
+
+def test_the_timeout_ends_the_run_as_timed_out(rv) -> None:
+    started = time.monotonic()
+    execution = rv.run("echo begin; sleep 30", timeout="1s", stop_grace="2s")
+    assert execution.status is Status.TIMED_OUT
+    assert time.monotonic() - started < 10
+    assert [e.message for e in rv.logs(execution.id)] == ["begin"]
+
+
+def test_detached_run_status_logs_and_kill(rv) -> None:
+    execution = rv.submit("echo started; while true; do sleep 0.05; done", stop_grace="2s")
+    assert execution.status is Status.STARTING
+    deadline = time.time() + 10
+    while rv.status(execution.id).status is not Status.RUNNING and time.time() < deadline:
+        time.sleep(0.05)
+    assert rv.status(execution.id[:6]).status is Status.RUNNING
+    followed: list[str] = []
+    reader = threading.Thread(
+        target=lambda: followed.extend(e.message for e in rv.logs(execution.id, follow=True)), daemon=True
+    )
+    reader.start()
+    time.sleep(0.5)
+    rv.kill(execution.id)
+    final = rv.wait(execution.id, timeout=15)
+    reader.join(10)
+    assert final.status is Status.CANCELLED
+    assert followed[:1] == ["started"]
+
+
+def test_a_task_that_fails_to_start_fails_the_run_with_the_reason(rv) -> None:
+    execution = rv.run("true", image="registry.example/does-not-exist:1")
+    assert execution.status is Status.FAILED
+    assert "CannotPullContainerError" in (execution.reason or "")
+
+
+def test_an_oom_kill_fails_the_run_with_the_reason(rv) -> None:
+    execution = rv.run("kill -9 $$")
+    assert execution.status is Status.FAILED and execution.exit_code == 137
+    assert execution.reason.startswith("out of memory")
+
+
+def test_reconcile_stops_an_orphan_task_and_finishes_a_stuck_record(rv, sim) -> None:
+    from runvoy_core.ports import TaskSpec
+
+    orphan = rv.provider.compute.start(
+        TaskSpec(execution_id="0ff0ff0ff0ff", argv=["/bin/sh", "-c", "sleep 30"], stop_grace=1.0),
+        "0ff0ff0ff0ff",
+    )
+    stuck = rv.submit("echo quick")
+    sim.task_for(rv.get(stuck.id).task_ref).wait(5)  # it ended; nobody watched it
+    actions = rv.reconcile()
+    assert any(a.get("task_ref") == orphan and a["action"] == "stopped orphan task" for a in actions), actions
+    assert rv.get(stuck.id).status is Status.SUCCEEDED
+    assert sim.task_for(orphan).wait(5) is not None  # the orphan really stopped

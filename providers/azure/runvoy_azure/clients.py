@@ -1,0 +1,215 @@
+"""Builds the Azure SDK clients (lazily, once) and turns SDK exceptions into runvoy errors.
+
+The SDK is imported here and in the port modules, never by the plugin or config module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from runvoy_azure.config import AzureConfig
+from runvoy_core.errors import (
+    ConfigError,
+    NotFound,
+    ProviderError,
+    ProviderUnavailable,
+    TransientProviderError,
+)
+
+INSTALL_HINT = "install it with: pip install 'runvoy[azure]'"
+ROLES_HINT = (
+    "the identity needs 'Contributor' on the resource group (or a custom role with "
+    "Microsoft.ContainerInstance/containerGroups/*), 'Storage Table Data Contributor' and "
+    "'Storage Blob Data Contributor' on the storage account; see providers/azure/README.md"
+)
+
+try:
+    from azure.core import exceptions as azexc
+    from azure.core.credentials import AccessToken
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
+    raise ProviderUnavailable(
+        f"the azure provider needs the Azure SDK ({exc.name})", hint=INSTALL_HINT
+    ) from None
+
+
+class StaticTokenCredential:
+    """A credential for endpoints that accept any bearer token (the in-repo ARM fake)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("fake-token", int(time.time()) + 3600)
+
+    def close(self) -> None:
+        return None
+
+
+class AllowPlainHttp(SansIOHTTPPolicy):  # type: ignore[misc]
+    """Bearer tokens are refused over http unless the request says otherwise: custom endpoints only."""
+
+    def on_request(self, request: Any) -> None:
+        request.context["enforce_https"] = False
+
+
+class AzureClients:
+    def __init__(self, config: AzureConfig) -> None:
+        self.config = config
+        self._credential: Any = None
+        self._aci: Any = None
+        self._tables: Any = None
+        self._blobs: Any = None
+        self._secrets: Any = None
+
+    # -- credentials ----------------------------------------------------------------------------------------
+    @property
+    def credential(self) -> Any:
+        if self._credential is None:
+            if self.config.credential == "fake":
+                self._credential = StaticTokenCredential()
+            else:
+                from azure.identity import DefaultAzureCredential
+
+                self._credential = DefaultAzureCredential()
+        return self._credential
+
+    def _arm_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "base_url": self.config.arm_base_url,
+            "polling_interval": self.config.polling_interval,
+            "retry_total": self.config.retry_total,
+            "retry_backoff_factor": self.config.retry_backoff,
+        }
+        if self.config.uses_plain_http:
+            kwargs["per_call_policies"] = [AllowPlainHttp()]
+        return kwargs
+
+    @property
+    def subscription_id(self) -> str:
+        if not self.config.subscription_id:
+            raise ConfigError(
+                "no subscription_id configured for the azure provider",
+                hint="set providers.azure.subscription_id in the config file or RUNVOY_PROVIDERS__AZURE__SUBSCRIPTION_ID",
+            )
+        return self.config.subscription_id
+
+    @property
+    def aci(self) -> Any:
+        if self._aci is None:
+            from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+
+            self._aci = ContainerInstanceManagementClient(
+                self.credential, self.subscription_id, **self._arm_kwargs()
+            )
+        return self._aci
+
+    # -- storage --------------------------------------------------------------------------------------------
+    def _storage_endpoint(self, kind: str) -> str:
+        explicit = self.config.blob_endpoint if kind == "blob" else self.config.table_endpoint
+        if explicit:
+            return explicit
+        if not self.config.storage_account:
+            raise ConfigError(
+                "no storage configured for the azure provider",
+                hint="set providers.azure.storage_account (or storage_connection_string)",
+            )
+        return f"https://{self.config.storage_account}.{kind}.core.windows.net"
+
+    @property
+    def tables(self) -> Any:
+        if self._tables is None:
+            from azure.data.tables import TableServiceClient
+
+            conn = self.config.storage_connection_string
+            kwargs = {
+                "retry_total": self.config.retry_total,
+                "retry_backoff_factor": self.config.retry_backoff,
+            }
+            if conn is not None:
+                self._tables = TableServiceClient.from_connection_string(conn.get_secret_value(), **kwargs)
+            else:
+                self._tables = TableServiceClient(
+                    self._storage_endpoint("table"), credential=self.credential, **kwargs
+                )
+        return self._tables
+
+    @property
+    def blobs(self) -> Any:
+        if self._blobs is None:
+            from azure.storage.blob import BlobServiceClient
+
+            conn = self.config.storage_connection_string
+            kwargs = {
+                "retry_total": self.config.retry_total,
+                "retry_backoff_factor": self.config.retry_backoff,
+            }
+            if conn is not None:
+                self._blobs = BlobServiceClient.from_connection_string(conn.get_secret_value(), **kwargs)
+            else:
+                self._blobs = BlobServiceClient(
+                    self._storage_endpoint("blob"), credential=self.credential, **kwargs
+                )
+        return self._blobs
+
+    @property
+    def secrets(self) -> Any:
+        if self._secrets is None:
+            if not self.config.key_vault_url:
+                raise ConfigError(
+                    "secrets were requested but no key_vault_url is configured for the azure provider",
+                    hint="set providers.azure.key_vault_url, or providers.azure.secret_values for local use",
+                )
+            from azure.keyvault.secrets import SecretClient
+
+            self._secrets = SecretClient(self.config.key_vault_url, self.credential)
+        return self._secrets
+
+    def close(self) -> None:
+        for client in (self._aci, self._tables, self._blobs, self._secrets, self._credential):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()
+
+
+def status_of(exc: BaseException) -> int | None:
+    return getattr(exc, "status_code", None)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, azexc.ResourceNotFoundError) or status_of(exc) == 404
+
+
+def error_message(exc: BaseException) -> str:
+    """The service's one-line reason (ARM's ``error.message``), without the SDK's multi-line dump."""
+    error = getattr(exc, "error", None)
+    message = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
+    code = getattr(error, "code", None)
+    first = str(message).strip().splitlines()[0] if str(message).strip() else type(exc).__name__
+    return f"{code}: {first}" if code and code not in first else first
+
+
+@contextlib.contextmanager
+def azure_call(what: str) -> Iterator[None]:
+    """Map SDK exceptions to runvoy errors that carry a hint (throttling and 5xx become transient)."""
+    try:
+        yield
+    except azexc.ClientAuthenticationError as exc:
+        raise ProviderError(
+            f"{what}: Azure authentication failed ({error_message(exc)})",
+            hint="sign in (az login), set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or use a managed identity",
+        ) from None
+    except (azexc.ServiceRequestError, azexc.ServiceResponseError) as exc:
+        raise TransientProviderError(f"{what}: no answer from Azure ({type(exc).__name__})") from None
+    except azexc.HttpResponseError as exc:
+        status = status_of(exc)
+        if status == 429 or (status is not None and status >= 500):
+            raise TransientProviderError(f"{what}: Azure answered {status} ({error_message(exc)})") from None
+        if status == 403:
+            raise ProviderError(f"{what}: not authorized ({error_message(exc)})", hint=ROLES_HINT) from None
+        if status == 404:
+            raise NotFound(
+                f"{what}: not found ({error_message(exc)})",
+                hint="create the resources with: runvoy setup --provider azure",
+            ) from None
+        raise ProviderError(f"{what}: {error_message(exc)}") from None

@@ -1,0 +1,96 @@
+"""The ``[providers.azure]`` section. Pydantic only: importing this module imports no Azure SDK."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_CONTAINER_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+
+DEFAULT_IMAGE = "mcr.microsoft.com/cbl-mariner/busybox:2.0"
+
+
+class AzureConfig(BaseModel):
+    """Where runvoy puts things in Azure and how it authenticates.
+
+    Credentials: ``credential = "default"`` uses ``DefaultAzureCredential`` (environment, workload identity,
+    managed identity, Azure CLI...). ``"fake"`` sends a static token and is accepted only together with a
+    custom ``arm_endpoint`` (it is how the tests reach the in-repo ARM fake).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    subscription_id: str | None = None
+    resource_group: str = "runvoy"
+    location: str = "eastus"
+    arm_endpoint: str | None = Field(
+        default=None, description="custom ARM endpoint (default https://management.azure.com)"
+    )
+    credential: Literal["default", "fake"] = "default"
+
+    storage_account: str | None = Field(
+        default=None, description="storage account name; its endpoints are derived from it"
+    )
+    storage_connection_string: SecretStr | None = Field(
+        default=None, description="a connection string instead of storage_account (Azurite, account keys)"
+    )
+    blob_endpoint: str | None = None
+    table_endpoint: str | None = None
+
+    executions_table: str = "runvoyexecutions"
+    locks_table: str = "runvoylocks"
+    logs_container: str = "runvoy-logs"
+
+    key_vault_url: str | None = None
+    secret_values: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="secret values by name, used when no Key Vault is configured (never stored in a record)",
+    )
+
+    default_image: str = DEFAULT_IMAGE
+    container_name: str = "main"
+    max_cpu: float = Field(default=4.0, gt=0, description="the region's per-group vCPU limit")
+    max_memory_gb: float = Field(default=16.0, gt=0, description="the region's per-group memory limit (GB)")
+    tags: dict[str, str] = Field(default_factory=dict, description="extra tags on every container group")
+
+    polling_interval: float = Field(
+        default=5.0, ge=0, description="seconds between long-running-operation polls"
+    )
+    retry_total: int = Field(default=6, ge=0, description="SDK retries for throttling (429) and 5xx")
+    retry_backoff: float = Field(default=0.8, ge=0, description="SDK retry back-off factor (seconds)")
+    poll_interval_min: float = Field(default=0.5, gt=0, description="first watch poll interval (seconds)")
+    create_timeout: float = Field(default=60.0, gt=0, description="client read timeout of the create call")
+    request_timeout: float = Field(default=30.0, gt=0, description="client read timeout of other calls")
+
+    @field_validator("executions_table", "locks_table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if not _TABLE_NAME.match(value):
+            raise ValueError(f"table name {value!r} must be 3-63 letters and digits, starting with a letter")
+        return value
+
+    @field_validator("logs_container")
+    @classmethod
+    def _container_name(cls, value: str) -> str:
+        if not _CONTAINER_NAME.match(value):
+            raise ValueError(
+                f"blob container name {value!r} must be 3-63 lowercase letters, digits and single hyphens"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fake_only_with_custom_endpoint(self) -> AzureConfig:
+        if self.credential == "fake" and not self.arm_endpoint:
+            raise ValueError("credential 'fake' is only for a custom arm_endpoint (tests); use 'default'")
+        return self
+
+    @property
+    def arm_base_url(self) -> str:
+        return (self.arm_endpoint or "https://management.azure.com").rstrip("/")
+
+    @property
+    def uses_plain_http(self) -> bool:
+        return self.arm_base_url.startswith("http://")

@@ -1,0 +1,49 @@
+"""The gcp provider: Cloud Run jobs (compute), Cloud Logging (logs), GCS (records, locks, log archive)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runvoy_core.config import Settings
+from runvoy_core.ports import Capability
+from runvoy_gcp.clients import GcpClients
+from runvoy_gcp.compute import CloudRunCompute
+from runvoy_gcp.config import GcpConfig
+from runvoy_gcp.logs import CloudLoggingLogs
+from runvoy_gcp.objects import ObjectStore
+from runvoy_gcp.register import GcsLockRegister
+from runvoy_gcp.store import GcsExecutionStore
+
+CAPABILITIES = frozenset(
+    {Capability.IMAGE, Capability.SECRETS, Capability.NATIVE_TIMEOUT, Capability.DETACHED_SUPERVISION}
+)
+
+
+class GcpProvider:
+    name = "gcp"
+    capabilities = CAPABILITIES
+
+    def __init__(self, config: GcpConfig, settings: Settings | None = None) -> None:
+        self.config = config
+        self.settings = settings
+        self.region: str | None = config.region
+        self.clients = GcpClients(config)
+        objects = ObjectStore(config, self.clients)
+        self.compute = CloudRunCompute(config, self.clients)
+        self.logs = CloudLoggingLogs(config, self.clients, prefix=config.bucket_prefix)
+        self.store = GcsExecutionStore(objects)
+        self.locks = GcsLockRegister(objects)
+
+    def setup(self, dry_run: bool = False) -> list[dict[str, Any]]:
+        from runvoy_gcp.setup import run_setup
+
+        return run_setup(self.config, self.clients, dry_run)
+
+    def close(self) -> None:
+        self.clients.close()
+
+
+def create_provider(config: GcpConfig, settings: Settings | None = None) -> GcpProvider:
+    if settings is not None and settings.region and "region" not in config.model_fields_set:
+        config = config.model_copy(update={"region": settings.region})
+    return GcpProvider(config, settings)

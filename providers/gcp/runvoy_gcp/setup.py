@@ -1,0 +1,111 @@
+"""``runvoy setup --provider gcp``: the bucket, a best-effort API enablement check, the service account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.api_core import exceptions as gexc
+
+from runvoy_gcp.calls import translate
+from runvoy_gcp.clients import GcpClients
+from runvoy_gcp.config import GcpConfig
+
+APIS = {
+    "run.googleapis.com": "Cloud Run Admin API",
+    "logging.googleapis.com": "Cloud Logging API",
+    "storage.googleapis.com": "Cloud Storage API",
+    "secretmanager.googleapis.com": "Secret Manager API",
+}
+
+
+def _row(resource: str, action: str, detail: str) -> dict[str, Any]:
+    return {"resource": resource, "action": action, "detail": detail}
+
+
+def ensure_bucket(config: GcpConfig, clients: GcpClients, dry_run: bool) -> dict[str, Any]:
+    name = clients.bucket_name
+    resource = f"gs://{name}"
+    try:
+        clients.storage.get_bucket(name)
+        return _row(resource, "exists", "execution records, locks and log archives")
+    except gexc.NotFound:
+        pass
+    if dry_run:
+        return _row(resource, "would create", f"bucket in {config.region}")
+    try:
+        clients.storage.create_bucket(name, location=config.region)
+    except gexc.Conflict:
+        return _row(resource, "exists", "created concurrently")
+    return _row(resource, "created", f"bucket in {config.region} (uniform access)")
+
+
+def _probe(api: str, clients: GcpClients, config: GcpConfig) -> None:
+    if api == "run.googleapis.com":
+        parent = f"projects/{clients.project}/locations/{config.region}"
+        clients.jobs.list_jobs(request={"parent": parent, "page_size": 1}, timeout=config.request_timeout)
+    elif api == "logging.googleapis.com":
+        next(iter(clients.logging.list_entries(page_size=1, max_results=1)), None)
+    elif api == "storage.googleapis.com":
+        next(iter(clients.storage.list_buckets(max_results=1)), None)
+    elif api == "secretmanager.googleapis.com":
+        clients.secrets.list_secrets(
+            parent=f"projects/{clients.project}", page_size=1, timeout=config.request_timeout
+        )
+
+
+def check_apis(config: GcpConfig, clients: GcpClients) -> list[dict[str, Any]]:
+    rows = []
+    for api, title in APIS.items():
+        try:
+            _probe(api, clients, config)
+            rows.append(_row(api, "exists", f"{title} answers"))
+        except gexc.PermissionDenied as exc:
+            text = str(exc)
+            if "SERVICE_DISABLED" in text or "has not been used" in text or "disabled" in text.lower():
+                rows.append(_row(api, "manual", f"enable it: gcloud services enable {api}"))
+            else:
+                rows.append(
+                    _row(api, "manual", f"no permission to check ({title}); see the IAM roles in the README")
+                )
+        except Exception as exc:
+            err = translate(exc, title)
+            rows.append(_row(api, "manual", f"could not check: {err.message}"))
+    return rows
+
+
+def check_service_account(config: GcpConfig, clients: GcpClients) -> dict[str, Any]:
+    account = config.service_account
+    if not account:
+        return _row("service account", "exists", "jobs run as the project's default compute service account")
+    if config.anonymous_credentials:
+        return _row(account, "manual", "not checked (anonymous credentials)")
+    from google.auth.transport.requests import AuthorizedSession
+
+    session = AuthorizedSession(clients.credentials)
+    try:
+        response = session.get(
+            f"https://iam.googleapis.com/v1/projects/-/serviceAccounts/{account}",
+            timeout=config.request_timeout,
+        )
+    except Exception as exc:
+        return _row(account, "manual", f"could not check: {type(exc).__name__}")
+    if response.status_code == 200:
+        return _row(account, "exists", "grant it roles/secretmanager.secretAccessor for --secret")
+    if response.status_code == 404:
+        return _row(
+            account,
+            "manual",
+            f"does not exist: gcloud iam service-accounts create {account.split('@')[0]}",
+        )
+    return _row(
+        account,
+        "manual",
+        f"could not check (HTTP {response.status_code}); needs roles/iam.serviceAccountUser",
+    )
+
+
+def run_setup(config: GcpConfig, clients: GcpClients, dry_run: bool) -> list[dict[str, Any]]:
+    rows = check_apis(config, clients)
+    rows.append(ensure_bucket(config, clients, dry_run))
+    rows.append(check_service_account(config, clients))
+    return rows

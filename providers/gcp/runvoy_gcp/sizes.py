@@ -1,0 +1,72 @@
+"""Cloud Run jobs' cpu/memory limits, checked before any API call. Imports no Google library."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from runvoy_core.errors import ValidationFailed
+from runvoy_core.models import Resources
+from runvoy_core.units import format_memory
+
+# vCPU -> (min MiB, max MiB) for Cloud Run jobs (x86 only); see docs/decisions/0601-gcp-sizes.md
+CPU_MEMORY_MIB: dict[int, tuple[int, int]] = {
+    1: (512, 4096),
+    2: (512, 8192),
+    4: (2048, 16384),
+    6: (4096, 24576),
+    8: (4096, 32768),
+}
+
+
+def valid_sizes() -> str:
+    return "; ".join(
+        f"{cpu} vCPU: {format_memory(low)}-{format_memory(high)}"
+        for cpu, (low, high) in CPU_MEMORY_MIB.items()
+    )
+
+
+def effective_size(resources: Resources) -> tuple[int, int]:
+    """The (vCPU, MiB) a job gets. A value the user gave must be valid as it is; a value left at the core's
+    default (0.25 vCPU, 512 MiB, sizes Cloud Run jobs do not offer) is rounded up to the smallest valid one."""
+    explicit = resources.model_fields_set
+    cpu_given = "cpu" in explicit
+    memory_given = "memory_mib" in explicit
+    cpu: Decimal = resources.cpu
+    memory = resources.memory_mib
+    if str(resources.architecture) != "x86_64":
+        raise ValidationFailed(
+            f"Cloud Run jobs run only x86_64 (asked for {resources.architecture})",
+            hint="drop --arch or pick another provider",
+        )
+    if resources.spot:
+        raise ValidationFailed(
+            "Cloud Run jobs have no spot capacity", hint="drop --spot or pick another provider"
+        )
+    if cpu_given:
+        if cpu != cpu.to_integral_value() or int(cpu) not in CPU_MEMORY_MIB:
+            raise ValidationFailed(
+                f"cpu {cpu} is not a Cloud Run jobs size; valid sizes: {valid_sizes()}",
+                hint="choose --cpu 1, 2, 4, 6 or 8 with a memory in the range listed",
+                valid_sizes=valid_sizes(),
+            )
+        vcpu = int(cpu)
+    else:
+        fits = [c for c, (_, high) in CPU_MEMORY_MIB.items() if c >= cpu and memory <= high]
+        if not fits:
+            raise ValidationFailed(
+                f"memory {format_memory(memory)} is more than Cloud Run jobs offer; valid sizes: {valid_sizes()}",
+                hint="choose a smaller --memory",
+                valid_sizes=valid_sizes(),
+            )
+        vcpu = fits[0]
+    low, high = CPU_MEMORY_MIB[vcpu]
+    if not memory_given:
+        memory = max(memory, low)
+    if not low <= memory <= high:
+        raise ValidationFailed(
+            f"memory {format_memory(memory)} is not valid with {vcpu} vCPU on Cloud Run jobs "
+            f"({format_memory(low)}-{format_memory(high)}); valid sizes: {valid_sizes()}",
+            hint="choose a valid --memory for the --cpu, or another --cpu",
+            valid_sizes=valid_sizes(),
+        )
+    return vcpu, memory

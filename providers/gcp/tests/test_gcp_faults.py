@@ -1,0 +1,123 @@
+"""Faults: throttling and unavailability on run and get, a run whose answer is lost after the execution was
+created, an execution cancelled from outside, a task killed by a signal."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from google.cloud import run_v2
+from runvoy_core.errors import TransientProviderError
+from runvoy_core.models import ExecutionRequest
+from runvoy_core.ports import TaskPhase, TaskSpec
+
+RUN = "run.projects.locations.jobs.run"
+GET_EXECUTION = "run.projects.locations.jobs.executions.get"
+
+
+def spec_for(command: str, execution_id: str = "e1", **request: object) -> TaskSpec:
+    req = ExecutionRequest(command=command, **request)  # type: ignore[arg-type]
+    return TaskSpec.from_request(execution_id, req, env={"RUNVOY_EXECUTION_ID": execution_id}, request_id=None)
+
+
+def executions_of(fake_run, project: str) -> list[str]:
+    return [n for n in fake_run.executions if f"/{project}/" in n]
+
+
+def wait_ended(provider, ref: str, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = provider.compute.describe(ref)
+        if state.ended:
+            return state
+        time.sleep(0.05)
+    raise AssertionError("did not end")
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_throttled_run_is_retried_without_duplicate(provider, fake_run, project, status) -> None:
+    provider.compute.ensure_job(provider.compute.location(None), provider.compute.job_content(spec_for("true")))
+    fake_run.server.faults.add(RUN, status=status, times=2)
+    ref = provider.compute.start(spec_for("echo once"), "e1")
+    assert executions_of(fake_run, project) == [ref]
+    assert [c.status for c in fake_run.server.calls_to(RUN) if project in c.path] == [status, status, 200]
+    assert wait_ended(provider, ref).exit_code == 0
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_throttled_get_does_not_crash_a_watch(provider, fake_run, status) -> None:
+    ref = provider.compute.start(spec_for("true"), "e1")
+    wait_ended(provider, ref)
+    fake_run.server.faults.add(GET_EXECUTION, status=status, times=2)
+    assert provider.compute.describe(ref).exit_code == 0
+    fake_run.server.faults.add(GET_EXECUTION, status=status, times=100)
+    with pytest.raises(TransientProviderError):  # the runner keeps watching after this
+        provider.compute.describe(ref)
+
+
+def test_run_that_timed_out_client_side_but_started_server_side(provider, fake_run, project, gcp_config) -> None:
+    from runvoy_gcp.provider import create_provider
+
+    impatient = create_provider(gcp_config.model_copy(update={"request_timeout": 0.3}), None)
+    try:
+        fake_run.server.faults.add(RUN, delay_after=1.0)
+        ref = impatient.compute.start(spec_for("echo started"), "e1")
+        assert executions_of(fake_run, project) == [ref]
+        assert len([c for c in fake_run.server.calls_to(RUN) if project in c.path]) == 1
+        assert wait_ended(provider, ref).exit_code == 0
+        # the runner's own look-up after an ambiguous start finds the same execution
+        assert impatient.compute.find("e1") == ref
+    finally:
+        impatient.close()
+
+
+def test_ambiguous_run_with_another_execution_in_between_is_not_confused(provider, fake_run, project) -> None:
+    """Someone else's execution of the same job appears; ours did not start: a new run is made, once."""
+    other = provider.compute.start(spec_for("true", "other"), "other")
+    fake_run.server.faults.add(RUN, status=503)
+    ref = provider.compute.start(spec_for("true", "mine"), "mine")
+    assert ref != other
+    assert sorted(executions_of(fake_run, project)) == sorted([ref, other])
+    assert provider.compute.find("mine") == ref
+
+
+def test_execution_cancelled_from_outside(provider, fake_run) -> None:
+    ref = provider.compute.start(spec_for("echo up; sleep 30"), "e1")
+    deadline = time.monotonic() + 5
+    while provider.compute.describe(ref).phase != TaskPhase.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    other_client = run_v2.ExecutionsClient(
+        transport="rest",
+        credentials=provider.clients.credentials,
+        client_options={"api_endpoint": fake_run.endpoint},
+    )
+    other_client.cancel_execution(name=ref)
+    state = wait_ended(provider, ref)
+    assert state.stopped_by_request
+    assert state.phase == TaskPhase.STOPPED
+
+
+def test_task_killed_by_signal(provider) -> None:
+    ref = provider.compute.start(spec_for("echo before; kill -KILL $$"), "e1")
+    state = wait_ended(provider, ref)
+    assert state.signal == 9
+    assert state.exit_code == 137
+    assert "signal 9" in (state.reason or "")
+    assert not state.stopped_by_request and not state.timed_out
+
+
+def test_cancel_before_start_reports_cancelled_not_failed_to_start(provider, fake_run) -> None:
+    fake_run.start_delay = 0.5
+    ref = provider.compute.start(spec_for("true"), "e1")
+    provider.compute.stop(ref, grace=0, force=True)
+    state = wait_ended(provider, ref)
+    assert state.stopped_by_request and not state.failed_to_start
+    assert state.billed_stop is None
+
+
+def test_throttled_logs_are_retried(provider, fake_run, fake_logging) -> None:
+    ref = provider.compute.start(spec_for("echo line"), "e1")
+    wait_ended(provider, ref)
+    time.sleep(0.1)
+    fake_logging.server.faults.add("logging.entries.list", status=429, times=2)
+    assert [e.message for e in provider.logs.read(ref).events] == ["line"]

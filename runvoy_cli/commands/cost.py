@@ -1,0 +1,415 @@
+"""``runvoy cost estimate|report|refresh``.
+
+``estimate`` is on a fast path: it imports click, the standard-library pricing layer and nothing else
+(no pydantic, no settings machinery, no cloud SDK).
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runvoy_cli.context import handle_errors, state
+from runvoy_cli.output import json_option, message, print_json, print_table, warn
+
+ESTIMATE_PROVIDERS = ("aws", "gcp", "azure")
+_ARCH_ALIASES = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "x86": "x86_64",
+    "arm64": "arm64",
+    "aarch64": "arm64",
+    "arm": "arm64",
+}
+
+
+def money_text(amount: Decimal, currency: str = "USD") -> str:
+    """Cents from a dollar up, four places from a cent, six below (a 10-second run costs fractions of a cent)."""
+    symbol = "$" if currency == "USD" else f"{currency} "
+    if abs(amount) >= 1 or amount == 0:
+        return f"{symbol}{amount:,.2f}"
+    if abs(amount) >= Decimal("0.01"):
+        return f"{symbol}{amount:.4f}"
+    return f"{symbol}{amount:.6f}"
+
+
+def fast_home() -> Path:
+    """The runvoy home as the settings would resolve it (env, then config file, then default), read with
+    tomllib only so that ``cost estimate`` does not load pydantic-settings."""
+    explicit = os.environ.get("RUNVOY_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    import platformdirs
+
+    config = os.environ.get("RUNVOY_CONFIG")
+    path = (
+        Path(config).expanduser() if config else Path(platformdirs.user_config_dir("runvoy")) / "config.toml"
+    )
+    if path.exists():
+        import tomllib
+
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        profile = state().profile or os.environ.get("RUNVOY_PROFILE")
+        section = data.get("profiles", {}).get(profile, {}) if profile else {}
+        home = section.get("home") or data.get("home")
+        if home:
+            return Path(str(home)).expanduser()
+    return Path(platformdirs.user_data_dir("runvoy"))
+
+
+def format_duration(seconds: float) -> str:
+    from runvoy_core.units import format_duration as fmt
+
+    return fmt(seconds)
+
+
+def _parse(kind: str, value: str) -> Any:
+    from runvoy_core import units
+
+    parser = {"cpu": units.parse_cpu, "memory": units.parse_memory_mib, "duration": units.parse_duration}[
+        kind
+    ]
+    try:
+        return parser(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{kind}") from None
+
+
+@click.group("cost")
+def cli() -> None:
+    """Estimate, report and refresh run costs."""
+
+
+@cli.command("estimate")
+@click.option("--cpu", default="1", show_default=True, help="vCPU (0.25, 1, 2 or 500m).")
+@click.option("--memory", default="2GiB", show_default=True, help="Memory (512MiB, 2GiB).")
+@click.option("--duration", default="10m", show_default=True, help="How long one run lasts (90s, 10m, 2h).")
+@click.option(
+    "--provider",
+    "provider",
+    type=click.Choice([*ESTIMATE_PROVIDERS, "local", "all"]),
+    default="all",
+    show_default=True,
+    help="Provider to price, or all clouds to compare.",
+)
+@click.option("--region", help="Region to price (default: each provider's default region).")
+@click.option("--arch", default="x86_64", show_default=True, help="x86_64 or arm64.")
+@click.option("--spot", is_flag=True, help="Price spot capacity.")
+@click.option(
+    "--storage",
+    "storage_gib",
+    type=click.IntRange(1, 200),
+    default=20,
+    show_default=True,
+    help="Ephemeral storage, GiB.",
+)
+@click.option("--runs-per-day", type=click.IntRange(min=1), help="Runs per day (with --days: a total).")
+@click.option("--days", type=click.IntRange(min=1), help="Number of days (with --runs-per-day).")
+@json_option
+@handle_errors
+def estimate_cmd(
+    cpu: str,
+    memory: str,
+    duration: str,
+    provider: str,
+    region: str | None,
+    arch: str,
+    spot: bool,
+    storage_gib: int,
+    runs_per_day: int | None,
+    days: int | None,
+    as_json: bool,
+) -> None:
+    """Compare what a run would cost on each cloud, cheapest first.
+
+    \b
+    Example:
+      runvoy cost estimate --cpu 1 --memory 2GiB --duration 10m --runs-per-day 5 --days 30
+    """
+    from runvoy_core.cost.catalog import load_catalog
+    from runvoy_core.cost.pricing import PricingError, price_run
+    from runvoy_core.errors import ValidationFailed
+
+    cpu_value: Decimal = _parse("cpu", cpu)
+    memory_mib: int = _parse("memory", memory)
+    seconds = Decimal(str(_parse("duration", duration)))
+    architecture = _ARCH_ALIASES.get(arch.lower())
+    if architecture is None:
+        raise click.BadParameter("must be x86_64 or arm64", param_hint="--arch")
+    runs = (runs_per_day or 1) * (days or 1)
+    catalog = load_catalog(fast_home())
+    for line in [*catalog.warnings, *filter(None, [catalog.staleness_warning()])]:
+        warn(line)
+
+    providers = list(ESTIMATE_PROVIDERS) if provider == "all" else [provider]
+    regions: dict[str, str | None] = {p: None for p in providers}
+    if region:
+        owners = [p for p in providers if region in catalog.regions(p)]
+        if provider != "all" or not owners:
+            for p in providers:
+                regions[p] = region
+        else:
+            for p in owners:
+                regions[p] = region
+
+    results: list[dict[str, Any]] = []
+    for name in providers:
+        try:
+            breakdown = price_run(
+                name,
+                cpu_value,
+                memory_mib,
+                seconds,
+                region=regions[name],
+                architecture=architecture,
+                spot=spot,
+                storage_gib=storage_gib,
+                catalog=catalog,
+            )
+        except PricingError as exc:
+            if len(providers) == 1:
+                raise ValidationFailed(exc.message, hint=exc.hint, valid_sizes=exc.valid_sizes) from None
+            results.append({"provider": name, "region": regions[name], "error": exc.message})
+            continue
+        per_run = breakdown.total
+        results.append(
+            {
+                "provider": name,
+                "region": breakdown.region,
+                "size": breakdown.size,
+                "cpu": str(breakdown.cpu),
+                "memory_mib": breakdown.memory_mib,
+                "architecture": breakdown.architecture,
+                "capacity": breakdown.capacity,
+                "billed_seconds": str(breakdown.billed_seconds),
+                "vcpu": str(breakdown.amount("vcpu") * runs),
+                "memory": str(breakdown.amount("memory") * runs),
+                "storage": str(breakdown.amount("storage") * runs),
+                "per_run": str(per_run),
+                "runs": runs,
+                "total": str(per_run * runs),
+                "currency": breakdown.currency,
+                "notes": breakdown.notes,
+                "_sort": per_run,
+            }
+        )
+    results.sort(key=lambda r: (r.get("_sort") is None, r.get("_sort") or Decimal(0), r["provider"]))
+    for row in results:
+        row.pop("_sort", None)
+
+    if as_json:
+        print_json(
+            {
+                "request": {
+                    "cpu": str(cpu_value),
+                    "memory_mib": memory_mib,
+                    "duration_seconds": str(seconds),
+                    "architecture": architecture,
+                    "spot": spot,
+                    "storage_gib": storage_gib,
+                    "runs": runs,
+                },
+                "catalog": {
+                    "version": catalog.version,
+                    "origin": catalog.origin,
+                    "retrieved_date": catalog.retrieved_date,
+                    "age_days": catalog.age_days,
+                },
+                "estimates": results,
+            }
+        )
+        return
+    headers = ["provider", "region", "size", "billed", "per run"]
+    if runs > 1:
+        headers += [f"total ({runs} runs)"]
+    headers += ["note"]
+    table = []
+    for row in results:
+        if "error" in row:
+            cells = [row["provider"], row["region"] or "-", "-", "-", "-"]
+            cells += ["-"] if runs > 1 else []
+            table.append([*cells, f"cannot run: {row['error']}"])
+            continue
+        cells = [
+            row["provider"],
+            row["region"],
+            row["size"],
+            format_duration(float(row["billed_seconds"])),
+            money_text(Decimal(row["per_run"]), row["currency"]),
+        ]
+        if runs > 1:
+            cells.append(money_text(Decimal(row["total"]), row["currency"]))
+        table.append([*cells, "; ".join(row["notes"]) or ""])
+    print_table(table, headers)
+    message(
+        f"prices: catalog {catalog.version} ({catalog.origin}, retrieved {catalog.retrieved_date}); "
+        "compute only: free tiers, savings plans, network and registry costs are not included"
+    )
+
+
+@cli.command("report")
+@click.option("--since", default="7d", show_default=True, help="How far back (1d, 7d, 30d, 12h).")
+@click.option(
+    "--by",
+    "group_by",
+    type=click.Choice(["provider", "user", "label", "lock", "day"]),
+    default="provider",
+    show_default=True,
+)
+@click.option("--provider", "provider", help="Only runs of this provider.")
+@json_option
+@handle_errors
+def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -> None:
+    """What stored executions cost, grouped; local runs also show their cloud equivalents."""
+    from datetime import timedelta
+
+    from runvoy_core.cost.budgets import executions_since, open_local_store
+    from runvoy_core.cost.report import build_report
+    from runvoy_core.models import utcnow
+
+    seconds = _parse("duration", since)
+    start = utcnow() - timedelta(seconds=seconds)
+    home = state().settings().home
+    executions = [
+        e
+        for e in executions_since(open_local_store(home), start)
+        if provider is None or e.provider == provider
+    ]
+    rows = build_report(executions, group_by)
+    total = sum((r.total for r in rows), Decimal(0)) if group_by != "label" else None
+    if as_json:
+        print_json(
+            {
+                "since": start.isoformat(),
+                "by": group_by,
+                "runs": len(executions),
+                "total": str(sum((e.cost.total for e in executions if e.cost), Decimal(0))),
+                "rows": [r.as_dict() for r in rows],
+            }
+        )
+        return
+    if not rows:
+        message(f"no executions since {start:%Y-%m-%d %H:%M} UTC")
+        return
+    clouds = sorted({p for r in rows for p in r.equivalents})
+    headers = [group_by, "runs", "billed", "cost", *[f"on {p}" for p in clouds]]
+    table = [
+        [
+            r.key,
+            r.runs,
+            format_duration(float(r.billed_seconds)),
+            money_text(r.total, r.currency),
+            *[money_text(r.equivalents[p], r.currency) if p in r.equivalents else "-" for p in clouds],
+        ]
+        for r in rows
+    ]
+    print_table(table, headers)
+    if total is not None:
+        message(f"total since {start:%Y-%m-%d %H:%M} UTC: {money_text(total)} over {len(executions)} run(s)")
+    if clouds:
+        message(
+            "'on X' columns: what the same runs would have cost on that cloud (equivalents, not spending)"
+        )
+
+
+@cli.command("refresh")
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    type=click.Choice(list(ESTIMATE_PROVIDERS)),
+    help="Refresh only this provider (repeatable).",
+)
+@click.option("--region", "regions", multiple=True, help="Regions to fetch (default: the catalog's regions).")
+@click.option(
+    "--from-file",
+    "files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A saved API response (AWS Price List, GCP Cloud Billing Catalog, Azure Retail Prices) instead of the network.",
+)
+@click.option("--force", is_flag=True, help="Accept price changes larger than 50 %.")
+@click.option("--dry-run", is_flag=True, help="Show the changes without writing the cache.")
+@click.option("--reset", is_flag=True, help="Delete the user cache and go back to the shipped snapshot.")
+@json_option
+@handle_errors
+def refresh_cmd(
+    providers: tuple[str, ...],
+    regions: tuple[str, ...],
+    files: tuple[Path, ...],
+    force: bool,
+    dry_run: bool,
+    reset: bool,
+    as_json: bool,
+) -> None:
+    """Update the price catalog from the providers' price APIs into the user cache."""
+    from runvoy_core.cost import refresh
+    from runvoy_core.cost.catalog import load_catalog
+
+    home = fast_home()
+    if reset:
+        removed = refresh.reset_cache(home)
+        message("price cache removed; using the shipped snapshot" if removed else "no price cache to remove")
+        return
+    current = load_catalog(home)
+    rows = []
+    if files:
+        for path in files:
+            payload = refresh.read_payload_file(path)
+            detected = refresh.detect_provider(payload)
+            if providers and detected not in providers:
+                continue
+            rows.extend(refresh.parse_payload(payload, provider=detected))
+    else:
+        for name in providers or ESTIMATE_PROVIDERS:
+            wanted = list(regions) or current.regions(name)
+            for payload in refresh.fetch_payloads(name, wanted):
+                rows.extend(refresh.parse_payload(payload, provider=name))
+    if regions:
+        rows = [r for r in rows if r.region in regions]
+    plan = refresh.plan_refresh(current, rows)
+    changes = [c.as_dict() for c in plan.changes]
+    if not dry_run:
+        catalog = refresh.apply_refresh(plan, home=home, force=force)
+    if as_json:
+        print_json(
+            {
+                "providers": plan.providers,
+                "rows": len(plan.rows),
+                "unchanged": plan.unchanged,
+                "changes": changes,
+                "written": not dry_run,
+                "catalog": None if dry_run else {"version": catalog.version, "path": str(catalog.path)},
+            }
+        )
+        return
+    if changes:
+        print_table(
+            [
+                [
+                    c["provider"],
+                    c["region"],
+                    c["architecture"],
+                    c["capacity"],
+                    c["dimension"],
+                    c["old"] or "new",
+                    c["new"],
+                    c["unit"],
+                    f"{c['change_percent']} %" if c["change_percent"] is not None else "-",
+                ]
+                for c in changes
+            ],
+            ["provider", "region", "arch", "capacity", "dimension", "old", "new", "unit", "change"],
+        )
+    message(f"{len(plan.rows)} price(s) read, {plan.unchanged} unchanged, {len(changes)} changed or new")
+    if dry_run:
+        message("dry run: nothing written")
+    else:
+        message(f"catalog {catalog.version} written to {catalog.path}")

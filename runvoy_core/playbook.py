@@ -1,0 +1,284 @@
+"""Playbooks: a YAML file of steps that runs as ONE execution.
+
+    name: nightly-etl
+    image: python:3.12
+    cpu: 1
+    memory: 2GiB
+    timeout: 30m
+    lock: nightly-etl
+    env: {STAGE: prod}
+    steps:
+      - name: fetch
+        run: python fetch.py
+        timeout: 10m
+      - name: load
+        run: |
+          python load.py --since yesterday
+          python check.py
+        env: {BATCH: "500"}
+
+The steps become one POSIX shell script (the execution's command): each step runs in its own shell with
+``set -e`` (so a failing line fails the step, and a step's ``cd``/variables do not leak into the next), a banner
+on stderr before and after it, and an optional per-step timeout through ``timeout(1)``. The first failing step
+ends the run with that step's exit code, unless it says ``continue_on_error: true``. One execution means one
+container start, one lock, one record, one log stream and one cost — see docs/decisions/0401-cli-playbooks.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from runvoy_core.errors import UsageError, ValidationFailed
+from runvoy_core.models import ExecutionRequest, Seconds
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SHELL = re.compile(r"^[A-Za-z0-9_./-]+$")
+BANNER = "==>"
+KILL_AFTER = 10  # seconds between a step's timeout (SIGTERM) and the SIGKILL of timeout(1)
+
+
+def _scalar_to_text(value: Any) -> Any:
+    """YAML turns `PORT: 8080` into an int and `DEBUG: yes` into a bool; the environment only has strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _env_values(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _scalar_to_text(v) for k, v in value.items()}
+    return value
+
+
+Env = Annotated[dict[str, str], BeforeValidator(_env_values)]
+
+
+def _check_env_names(env: dict[str, str]) -> dict[str, str]:
+    for name in env:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
+    return env
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    run: str = Field(description="shell text; several lines are fine")
+    env: Env = Field(default_factory=dict)
+    timeout: Seconds | None = None
+    workdir: str | None = None
+    continue_on_error: bool = False
+
+    @field_validator("run")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("run is empty")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        return _check_env_names(env)
+
+
+class Playbook(BaseModel):
+    """A playbook file. Top-level keys are the execution's options; ``steps`` is what it runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    description: str | None = None
+    image: str | None = None
+    cpu: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
+    memory: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
+    arch: str | None = None
+    spot: bool | None = None
+    region: str | None = None
+    env: Env = Field(default_factory=dict)
+    secrets: list[str] = Field(default_factory=list)
+    timeout: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
+    stop_grace: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
+    lock: str | None = None
+    on_conflict: str | None = None
+    lock_timeout: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
+    labels: Env = Field(default_factory=dict)
+    workdir: str | None = None
+    shell: str = "/bin/sh"
+    steps: list[Step] = Field(min_length=1)
+
+    @field_validator("shell")
+    @classmethod
+    def _shell(cls, value: str) -> str:
+        if not _SHELL.match(value):
+            raise ValueError(f"shell {value!r} must be a program name or path such as /bin/sh or bash")
+        return value
+
+    # -- what it runs ---------------------------------------------------------------------------------------
+    def step_title(self, index: int) -> str:
+        step = self.steps[index]
+        return step.name or step.run.strip().splitlines()[0][:60]
+
+    def script(self) -> str:
+        """The POSIX shell script that runs the steps in order (the execution's command)."""
+        total = len(self.steps)
+        lines = [
+            f"# runvoy playbook {' '.join((self.name or '').split())}: {total} step(s); see docs/playbooks.md",
+            "__rv_now() { date +%s 2>/dev/null || echo 0; }",
+            f"__rv_total={total}",
+            f"__rv_shell={shlex.quote(self.shell)}",
+            _STEP_FUNCTION,
+        ]
+        for index, step in enumerate(self.steps):
+            body = ["set -e"]
+            body += [f"export {k}={shlex.quote(v)}" for k, v in step.env.items()]
+            if step.workdir:
+                body.append(f"cd {shlex.quote(step.workdir)}")
+            body.append(step.run.rstrip("\n"))
+            timeout = math.ceil(step.timeout) if step.timeout else 0
+            args = [
+                str(index + 1),
+                shlex.quote(self.step_title(index)),
+                str(timeout),
+                "1" if step.continue_on_error else "0",
+                shlex.quote("\n".join(body)),
+            ]
+            lines.append("__rv_step " + " ".join(args))
+        lines.append(
+            f"printf '%s playbook finished: %s step(s) ok\\n' {shlex.quote(BANNER)} \"$__rv_total\" >&2"
+        )
+        return "\n".join(lines) + "\n"
+
+    def request_options(self) -> dict[str, Any]:
+        """The keyword options of ``Runvoy.run`` that this playbook sets (None values left out)."""
+        labels = dict(self.labels)
+        if self.name:
+            labels.setdefault("playbook", self.name)
+        options: dict[str, Any] = {
+            "image": self.image,
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "arch": self.arch,
+            "spot": self.spot,
+            "region": self.region,
+            "env": dict(self.env) or None,
+            "secrets": list(self.secrets) or None,
+            "timeout": self.timeout,
+            "stop_grace": self.stop_grace,
+            "lock": self.lock,
+            "on_conflict": self.on_conflict,
+            "lock_timeout": self.lock_timeout,
+            "labels": labels or None,
+            "workdir": self.workdir,
+        }
+        return {k: v for k, v in options.items() if v is not None}
+
+    def to_request(self, **overrides: Any) -> ExecutionRequest:
+        """The ExecutionRequest for ``Runvoy.run``; ``overrides`` win over the file (env and labels merge)."""
+        from runvoy_core.api import build_request
+
+        return build_request(self.script(), **merge_options(self.request_options(), overrides))
+
+
+def merge_options(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Options from the command line over options from the file; env, labels and secrets are merged."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if value is None or value == {} or value == []:
+            continue
+        if key in ("env", "labels") and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        elif key == "secrets" and isinstance(merged.get(key), list):
+            merged[key] = list(dict.fromkeys([*merged[key], *value]))
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_playbook(text: str, *, source: str = "<playbook>", default_name: str | None = None) -> Playbook:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(
+            f"playbook {source} is not valid YAML{where}: {problem}",
+            hint="check the indentation and quoting; see docs/playbooks.md",
+        ) from None
+    if isinstance(data, list):
+        # a bare list of steps is a playbook with no options
+        data = {"steps": data}
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"playbook {source} must be a mapping with a 'steps' list",
+            hint="see docs/playbooks.md for the format",
+        )
+    try:
+        playbook = Playbook.model_validate(data)
+    except ValidationError as exc:
+        from runvoy_core.config import describe_validation_error
+
+        raise ValidationFailed(
+            f"playbook {source}: {describe_validation_error(exc)}",
+            hint="see docs/playbooks.md for the keys a playbook and a step accept",
+        ) from None
+    if playbook.name is None and default_name:
+        playbook.name = default_name
+    return playbook
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(
+            f"playbook file {str(path)!r} not found", hint="check the path given to -f/--file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"cannot read playbook file {str(path)!r}: {reason}") from None
+    return parse_playbook(text, source=str(path), default_name=file.stem)
+
+
+# The step runner inside the generated script. Plain POSIX sh (dash, busybox ash, bash): no `local`, no arrays.
+# $1 index, $2 title, $3 timeout seconds (0: none), $4 continue on error (1/0), $5 the step's shell text.
+_STEP_FUNCTION = r"""__rv_step() {
+    printf '==> [%s/%s] %s\n' "$1" "$__rv_total" "$2" >&2
+    __rv_t0=$(__rv_now)
+    if [ "$3" != 0 ] && command -v timeout >/dev/null 2>&1; then
+        timeout -k __KILL__ "$3" "$__rv_shell" -c "$5"
+    else
+        if [ "$3" != 0 ]; then printf '==> warning: timeout(1) not found; step timeout not enforced\n' >&2; fi
+        "$__rv_shell" -c "$5"
+    fi
+    __rv_rc=$?
+    __rv_dt=$(( $(__rv_now) - __rv_t0 ))
+    if [ "$__rv_rc" -eq 0 ]; then
+        printf '==> [%s/%s] %s: ok (%ss)\n' "$1" "$__rv_total" "$2" "$__rv_dt" >&2
+        return 0
+    fi
+    if [ "$3" != 0 ] && [ "$__rv_rc" -eq 124 ]; then
+        __rv_why="timed out after $3s"
+    else
+        __rv_why="failed with exit code $__rv_rc"
+    fi
+    if [ "$4" = 1 ]; then
+        printf '==> [%s/%s] %s: %s (continue_on_error: going on)\n' "$1" "$__rv_total" "$2" "$__rv_why" >&2
+        return 0
+    fi
+    printf '==> [%s/%s] %s: %s; stopping the playbook\n' "$1" "$__rv_total" "$2" "$__rv_why" >&2
+    exit "$__rv_rc"
+}""".replace("__KILL__", str(KILL_AFTER))

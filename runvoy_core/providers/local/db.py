@@ -1,0 +1,178 @@
+"""The local provider's SQLite databases under RUNVOY_HOME.
+
+``state.db`` holds execution records, their events, lock registers and the supervisor's task rows;
+``logs.db`` holds captured output, so that a chatty command's log writes never queue behind record updates.
+
+Imports only the standard library: the supervisor process opens these databases and must start fast.
+
+Every connection runs in autocommit mode (``isolation_level=None``); writes that must be atomic run inside
+``BEGIN IMMEDIATE`` (see :func:`write`), which takes the write lock up front. A deferred transaction in WAL
+mode can fail with SQLITE_BUSY_SNAPSHOT when it upgrades from read to write, which the busy timeout
+does not cover.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+STATE_DB = "state.db"
+LOGS_DB = "logs.db"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+STATE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS executions (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS executions_newest ON executions (created_at DESC, id DESC)",
+    """CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_id TEXT NOT NULL,
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_by_execution ON events (execution_id, seq)",
+    """CREATE TABLE IF NOT EXISTS locks (
+        name TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        value TEXT NOT NULL
+    )""",
+    # one row per started task; the supervisor reads its orders here and writes back what happened.
+    # Secret values are never stored: only their names (the supervisor gets the values in its environment).
+    """CREATE TABLE IF NOT EXISTS tasks (
+        id TEXT PRIMARY KEY,
+        execution_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        argv TEXT NOT NULL,
+        env TEXT NOT NULL,
+        secret_names TEXT NOT NULL,
+        cwd TEXT,
+        timeout REAL,
+        grace REAL NOT NULL,
+        labels TEXT NOT NULL,
+        image TEXT,
+        sup_pid INTEGER,
+        sup_start INTEGER,
+        pid INTEGER,
+        pgid INTEGER,
+        proc_start INTEGER,
+        started_at REAL,
+        stop_requested_at REAL,
+        stop_grace REAL,
+        stop_force INTEGER NOT NULL DEFAULT 0,
+        finished_at REAL,
+        exit_code INTEGER,
+        signal INTEGER,
+        timed_out INTEGER NOT NULL DEFAULT 0,
+        stopped INTEGER NOT NULL DEFAULT 0,
+        killed INTEGER NOT NULL DEFAULT 0,
+        failed_to_start INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS tasks_by_execution ON tasks (execution_id)",
+    "CREATE INDEX IF NOT EXISTS tasks_active ON tasks (finished_at) WHERE finished_at IS NULL",
+)
+
+LOGS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # one row per chunk of complete lines, as read from the pipe: one insert per read keeps capture fast
+    """CREATE TABLE IF NOT EXISTS chunks (
+        execution_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        stream TEXT NOT NULL,
+        ts REAL NOT NULL,
+        data BLOB NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_execution ON chunks (execution_id, seq)",
+)
+
+
+def connect(path: Path, schema: tuple[str, ...]) -> sqlite3.Connection:
+    """An autocommit connection with WAL, a busy timeout and the schema in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    # the busy timeout first: switching to WAL needs a lock that another opener may hold
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        _create_schema(conn, schema)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _create_schema(conn: sqlite3.Connection, schema: tuple[str, ...]) -> None:
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":  # e.g. a network file system: still correct, only slower
+        conn.execute("PRAGMA journal_mode=DELETE")
+    with write(conn):
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        for statement in schema:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+@contextlib.contextmanager
+def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that holds the write lock from its first statement."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def connect_state(home: Path) -> sqlite3.Connection:
+    return connect(home / STATE_DB, STATE_SCHEMA)
+
+
+def connect_logs(home: Path) -> sqlite3.Connection:
+    return connect(home / LOGS_DB, LOGS_SCHEMA)
+
+
+class ThreadConnections:
+    """One connection per thread and process: a shared connection would interleave two threads'
+    transactions, and a connection must never cross a fork."""
+
+    def __init__(self, home: Path, which: str) -> None:
+        self.home = Path(home)
+        self._schema = STATE_SCHEMA if which == STATE_DB else LOGS_SCHEMA
+        self._path = self.home / which
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        pid: int | None = getattr(self._local, "pid", None)
+        if conn is None or pid != os.getpid():
+            conn = connect(self._path, self._schema)
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._guard:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._guard:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()

@@ -1,0 +1,331 @@
+"""The lease protocol against the in-memory register, driven by a fake clock (deterministic)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runvoy_core.errors import LockHeld, LockTimeout, StaleFence, TransientProviderError
+from runvoy_core.locks import LockManager, check_fence
+from runvoy_core.metrics import Metrics
+from runvoy_core.models import LockHolder, LockState, OnConflict
+from runvoy_core.testing.memory_register import FaultyRegister, MemoryLockRegister
+
+
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def holder(eid: str) -> LockHolder:
+    return LockHolder(execution_id=eid, provider="local", user="alice", host="box1", command="make deploy")
+
+
+def manager(register, clock: FakeClock | None = None, **kw) -> LockManager:
+    clock = clock or FakeClock()
+    kw.setdefault("metrics", Metrics())
+    return LockManager(register, lease=30.0, clock=clock, sleep=clock.sleep, **kw)
+
+
+def test_first_acquire_creates_fence_1_and_release_keeps_the_fence() -> None:
+    reg = MemoryLockRegister()
+    m = manager(reg)
+    lease = m.acquire("deploy", holder("e1"))
+    assert lease.fence == 1
+    rec, _ = m.get("deploy")
+    assert rec.state == LockState.HELD and rec.owner_id == lease.owner_id
+    assert lease.release() is True
+    rec, _ = m.get("deploy")
+    assert rec.state == LockState.RELEASED and rec.fence == 1 and rec.owner_id is None
+    assert rec.audit[-1]["event"] == "released"
+    again = m.acquire("deploy", holder("e2"))
+    assert again.fence == 2
+
+
+def test_fail_mode_names_holder_execution_user_host_fence_and_command() -> None:
+    reg = MemoryLockRegister()
+    m = manager(reg)
+    m.acquire("deploy", holder("abc123def456"))
+    with pytest.raises(LockHeld) as err:
+        m.acquire("deploy", holder("e2"))
+    msg = err.value.message
+    assert err.value.exit_code == 75
+    assert "\n" not in msg
+    for part in (
+        "'deploy'",
+        "abc123def456",
+        "alice",
+        "box1",
+        "local",
+        "since",
+        "fence 1",
+        "runvoy locks status deploy",
+    ):
+        assert part in msg, part
+
+
+def test_renew_by_owner_changes_version_and_keeps_fence() -> None:
+    reg = MemoryLockRegister()
+    m = manager(reg)
+    lease = m.acquire("x", holder("e1"))
+    v0 = lease.version
+    assert lease.renew() is True
+    assert lease.version != v0 and lease.fence == 1
+    assert m.get("x")[1] == lease.version
+    assert m.get("x")[0].renewals == 1
+
+
+def test_waiter_cannot_steal_while_holder_renews() -> None:
+    reg = MemoryLockRegister()
+    hc, wc = FakeClock(), FakeClock(5_000.0)
+    holder_m, waiter_m = manager(reg, hc), manager(reg, wc)
+    lease = holder_m.acquire("x", holder("e1"))
+    attempt = waiter_m.begin("x", holder("e2"), mode=OnConflict.WAIT, timeout=10_000)
+    for _ in range(100):  # 100 × 5 s = 500 s, far beyond the 30 s lease
+        assert attempt.poll() is None
+        hc.now += 5
+        wc.now += 5
+        if hc.now >= lease.safe_deadline() - 10:
+            assert lease.renew()
+    assert not lease.lost
+
+
+def test_steal_after_lease_plus_grace_on_waiter_clock_bumps_fence() -> None:
+    reg = MemoryLockRegister()
+    metrics = Metrics()
+    hc, wc = FakeClock(), FakeClock(-77.0)  # clocks of different machines share nothing
+    holder_m = manager(reg, hc, metrics=metrics)
+    waiter_m = manager(reg, wc, metrics=metrics)
+    old = holder_m.acquire("x", holder("e1"))
+    attempt = waiter_m.begin("x", holder("e2"), mode=OnConflict.WAIT, timeout=1000)
+    assert attempt.poll() is None
+    wc.now += 30 + waiter_m.grace - 0.5
+    assert attempt.poll() is None  # not yet a whole lease + grace
+    wc.now += 1.0
+    new = attempt.poll()
+    assert new is not None and new.fence == old.fence + 1
+    assert old.renew() is False and old.lost
+    assert old.release() is False
+    with pytest.raises(StaleFence):
+        check_fence(reg, "x", old.fence)
+    check_fence(reg, "x", new.fence)
+    rec = waiter_m.get("x")[0]
+    assert rec.audit[-1]["event"] == "stolen" and rec.audit[-1]["stolen_from"] == "e1"
+    assert "runvoy_lock_steals_total" in metrics.to_prometheus()
+
+
+def test_a_running_holder_is_never_stolen_and_an_ended_one_is_taken_at_once() -> None:
+    reg = MemoryLockRegister()
+    status = {"e1": "running"}
+    wc = FakeClock()
+    holder_m = manager(reg)
+    waiter_m = manager(reg, wc, holder_status=lambda h: status[h.execution_id])
+    holder_m.acquire("x", holder("e1"))  # a detached run: nobody renews this lease
+    attempt = waiter_m.begin("x", holder("e2"), mode=OnConflict.WAIT, timeout=10_000)
+    for _ in range(50):
+        assert attempt.poll() is None
+        wc.now += 10
+    status["e1"] = "ended"
+    wc.now += waiter_m.status_interval
+    lease = attempt.poll()
+    assert lease is not None and lease.fence == 2
+
+
+def test_fail_mode_takes_a_lock_whose_holder_ended() -> None:
+    reg = MemoryLockRegister()
+    manager(reg).acquire("x", holder("e1"))
+    m = manager(reg, holder_status=lambda h: "ended")
+    assert m.acquire("x", holder("e2")).fence == 2
+
+
+def test_release_if_holder_ended() -> None:
+    reg = MemoryLockRegister()
+    status = {"e1": "running"}
+    m = manager(reg, holder_status=lambda h: status[h.execution_id])
+    lease = m.acquire("x", holder("e1"))
+    assert m.release_if_holder_ended("x") is False
+    status["e1"] = "ended"
+    assert m.release_if_holder_ended("x") is True
+    rec = m.get("x")[0]
+    assert rec.state == LockState.RELEASED and rec.audit[-1]["by"] == "observer"
+    assert lease.renew() is False
+    assert manager(reg).release_if_holder_ended("x") is False  # no holder_status: never
+
+
+def test_wait_mode_times_out_with_lock_timeout_and_reports_progress() -> None:
+    reg = MemoryLockRegister()
+    status = {"e1": "running"}
+    clock = FakeClock()
+    manager(reg).acquire("x", holder("e1"))
+    m = manager(reg, clock, holder_status=lambda h: status[h.execution_id])
+    seen: list[float] = []
+    with pytest.raises(LockTimeout) as err:
+        m.acquire("x", holder("e2"), mode=OnConflict.WAIT, timeout=60, on_wait=lambda rec, w: seen.append(w))
+    assert err.value.exit_code == 75
+    assert "gave up waiting for lock 'x'" in err.value.message and "e1" in err.value.message
+    assert seen and seen == sorted(seen) and seen[-1] <= 60
+    assert 60 <= clock.now - 1000 < 61
+
+
+def test_wait_mode_gets_the_lock_when_released() -> None:
+    reg = MemoryLockRegister()
+    clock = FakeClock()
+    first = manager(reg).acquire("x", holder("e1"))
+    m = manager(reg, clock)
+    calls = []
+
+    def on_wait(rec, waited):
+        calls.append(waited)
+        if len(calls) == 3:
+            first.release()
+
+    lease = m.acquire("x", holder("e2"), mode=OnConflict.WAIT, timeout=60, on_wait=on_wait)
+    assert lease.fence == 2 and len(calls) == 3
+
+
+def test_non_owner_cannot_renew_or_release() -> None:
+    reg = MemoryLockRegister()
+    m = manager(reg)
+    lease = m.acquire("x", holder("e1"))
+    assert m.force_release("x", lease.version, by="op")
+    current = m.acquire("x", holder("e2"))
+    before = reg.read("x")
+    assert lease.renew() is False
+    assert lease.release() is False
+    assert reg.read("x") == before
+    done = m.acquire("y", holder("e3"))
+    assert done.release() is True
+    other = m.acquire("y", holder("e4"))
+    before = reg.read("y")
+    assert done.renew() is False
+    assert done.release() is True  # idempotent for its own earlier release, and changes nothing
+    assert reg.read("y") == before
+    assert current.renew() is True and other.renew() is True
+
+
+def test_force_release_is_a_cas_on_the_version_seen() -> None:
+    reg = MemoryLockRegister()
+    m = manager(reg)
+    lease = m.acquire("x", holder("e1"))
+    _, seen = m.get("x")
+    lease.renew()  # the record moved on since the operator looked
+    assert m.force_release("x", seen, by="bob") is False
+    _, seen = m.get("x")
+    assert m.force_release("x", seen, by="bob") is True
+    rec, _ = m.get("x")
+    assert rec.state == LockState.RELEASED and rec.audit[-1]["event"] == "force_released"
+    assert rec.audit[-1]["by"] == "bob" and rec.audit[-1]["execution_id"] == "e1"
+    assert lease.renew() is False and lease.lost
+    assert m.force_release("x", m.get("x")[1], by="bob") is False  # nothing held
+
+
+def test_lost_response_on_grant_is_resolved_by_rereading() -> None:
+    reg = FaultyRegister(MemoryLockRegister())
+    m = manager(reg)
+    reg.fail_next("lost", op="create_if_absent")
+    lease = m.acquire("x", holder("e1"))
+    assert lease.fence == 1
+    lease.release()
+    reg.fail_next("lost", op="replace_if_version")
+    lease = m.acquire("x", holder("e1"))
+    assert lease.fence == 2
+
+
+def test_lost_response_on_renew_and_release() -> None:
+    reg = FaultyRegister(MemoryLockRegister())
+    m = manager(reg)
+    lease = m.acquire("x", holder("e1"))
+    reg.fail_next("lost", op="replace_if_version")
+    assert lease.renew() is True
+    assert m.get("x")[0].renewals == 1
+    reg.fail_next("lost", op="replace_if_version")
+    assert lease.release() is True
+    assert m.get("x")[0].state == LockState.RELEASED
+
+
+def test_renew_error_raises_and_next_renew_recovers_without_moving_deadline_early() -> None:
+    reg = FaultyRegister(MemoryLockRegister())
+    clock = FakeClock()
+    m = manager(reg, clock)
+    lease = m.acquire("x", holder("e1"))
+    first_deadline = lease.safe_deadline()
+    assert first_deadline == pytest.approx(1000 + 30 - 10 - m.margin)
+    clock.now += 5
+    reg.fail_next("error", op="replace_if_version")
+    assert lease.renew() is True  # a failed write that is still ours is retried at once
+    first_deadline = lease.safe_deadline()
+    assert first_deadline == pytest.approx(1005 + 20 - m.margin)
+    clock.now += 5
+    reg.fail_next("error", op="replace_if_version")
+    reg.fail_next("error", op="read")
+    with pytest.raises(TransientProviderError):
+        lease.renew()
+    assert lease.safe_deadline() == first_deadline
+    clock.now += 5
+    # the write lands but its answer is lost, and the re-read fails too
+    reg.fail_next("lost", op="replace_if_version")
+    reg.fail_next("error", op="read")
+    with pytest.raises(TransientProviderError):
+        lease.renew()
+    assert lease.safe_deadline() == first_deadline  # not known to have landed: no credit yet
+    clock.now += 5
+    # the store keeps failing writes, but the re-read shows the lost write of t=1015 did land
+    reg.fail_next("error", op="replace_if_version", times=3)
+    with pytest.raises(TransientProviderError):
+        lease.renew()
+    assert lease.safe_deadline() == pytest.approx(1015 + 20 - m.margin)
+    clock.now += 1
+    assert lease.renew() is True
+    assert lease.safe_deadline() == pytest.approx(1021 + 20 - m.margin)
+
+
+def test_store_outage_during_wait_then_recovery() -> None:
+    reg = FaultyRegister(MemoryLockRegister())
+    clock = FakeClock()
+    first = manager(reg).acquire("x", holder("e1"))
+    m = manager(reg, clock)
+    n = []
+
+    def on_wait(rec, waited):
+        n.append(waited)
+        if len(n) == 2:
+            reg.down = True
+        if clock.now > 1005:
+            reg.down = False
+            first.release()
+
+    lease = m.acquire("x", holder("e2"), mode=OnConflict.WAIT, timeout=60, on_wait=on_wait)
+    assert lease.fence == 2
+
+
+def test_list_and_get() -> None:
+    reg = MemoryLockRegister()
+    m = manager(reg)
+    m.acquire("b", holder("e1"))
+    m.acquire("a", holder("e2")).release()
+    assert [r.name for r, _ in m.list()] == ["a", "b"]
+    assert m.get("nope") is None
+
+
+def test_metrics_record_acquire_conflict_wait_renew_failure_lost_hold() -> None:
+    reg = MemoryLockRegister()
+    metrics = Metrics()
+    clock = FakeClock()
+    m = manager(reg, clock, metrics=metrics)
+    lease = m.acquire("x", holder("e1"))
+    with pytest.raises(LockHeld):
+        m.acquire("x", holder("e2"))
+    clock.now += 3
+    lease.release()
+    text = metrics.to_prometheus()
+    assert 'runvoy_lock_conflicts_total{lock="x",mode="fail"} 1' in text
+    assert 'runvoy_lock_acquired_total{how="created",lock="x"} 1' in text or (
+        'runvoy_lock_acquired_total{lock="x",how="created"} 1' in text
+    )
+    assert 'runvoy_lock_hold_seconds_sum{lock="x"} 3' in text
+    assert 'runvoy_lock_acquire_seconds_count{lock="x"} 1' in text

@@ -1,0 +1,113 @@
+"""The lifecycle end to end through the Python API on the local provider (real processes, real SQLite)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from runvoy_core.api import Runvoy
+from runvoy_core.errors import TransientProviderError, ValidationFailed
+from runvoy_core.models import LogEvent, Status
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.events: list[LogEvent] = []
+
+    def write_events(self, events: list[LogEvent]) -> None:
+        self.events.extend(events)
+
+    def lines(self, stream: str | None = None) -> list[str]:
+        return [e.message for e in self.events if stream is None or e.stream == stream]
+
+
+@pytest.fixture
+def rv() -> Runvoy:
+    return Runvoy()
+
+
+def test_run_success_streams_logs_and_records_everything(rv: Runvoy) -> None:
+    sink = Sink()
+    ex = rv.run('echo "id=$RUNVOY_EXECUTION_ID"; echo err >&2', log_sink=sink)
+    assert ex.status == Status.SUCCEEDED and ex.exit_code == 0
+    assert f"id={ex.id}" in sink.lines("stdout")
+    assert sink.lines("stderr") == ["err"]
+    assert ex.started_at and ex.finished_at and ex.finished_at >= ex.started_at
+    assert ex.request_id and ex.request_id.startswith("req-")
+    assert ex.user and ex.host and ex.provider == "local"
+    events = [e.event for e in rv.events(ex.id)]
+    assert events[0] == "created" and events[-1] == "finished" and "started" in events
+    again = rv.status(ex.id[:6])
+    assert again.status == Status.SUCCEEDED and again.version == ex.version
+
+
+def test_run_failure_keeps_exit_code(rv: Runvoy) -> None:
+    ex = rv.run("echo out; exit 3")
+    assert ex.status == Status.FAILED and ex.exit_code == 3
+    assert ex.reason == "exited with code 3"
+    assert [e.message for e in rv.logs(ex.id)] == ["out"]
+
+
+def test_timeout_ends_as_timed_out(rv: Runvoy) -> None:
+    start = time.monotonic()
+    ex = rv.run("sleep 60", timeout="1s", stop_grace="1s")
+    assert ex.status == Status.TIMED_OUT
+    assert time.monotonic() - start < 6
+
+
+def test_detached_run_converges_on_read_and_kill_cancels(rv: Runvoy) -> None:
+    ex = rv.submit("sleep 30")
+    assert ex.status == Status.STARTING
+    deadline = time.monotonic() + 5
+    while rv.status(ex.id).status != Status.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    killed = rv.kill(ex.id, wait=10)
+    assert killed.status == Status.CANCELLED
+    assert rv.list(limit=5)[0].id == ex.id
+
+
+def test_detached_run_finishes_without_a_watcher(rv: Runvoy) -> None:
+    ex = rv.submit("echo done; exit 4")
+    final = rv.wait(ex.id, timeout=10)
+    assert final.status == Status.FAILED and final.exit_code == 4
+    assert [e.message for e in rv.logs(ex.id)] == ["done"]
+
+
+def test_orphaned_record_becomes_lost(rv: Runvoy) -> None:
+    """A submitter that died between writing the record and starting the task leaves PENDING behind."""
+    from runvoy_core.models import Execution
+    from runvoy_core.runner import ORPHAN_AFTER
+
+    record = Execution(id="0rphan000000", provider="local", request={"command": "true"})
+    record.created_at = record.created_at - ORPHAN_AFTER - timedelta(seconds=1)
+    rv.store.create(record)
+    after = rv.status("0rphan")
+    assert after.status == Status.LOST and "never started" in (after.reason or "")
+
+
+def test_retried_start_never_starts_twice(rv: Runvoy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task starts but the answer is lost: the runner finds it instead of starting a second one."""
+    compute = rv.provider.compute
+    real_start = compute.start
+    calls = []
+
+    def start_then_fail(spec, key):  # type: ignore[no-untyped-def]
+        calls.append(key)
+        real_start(spec, key)
+        if len(calls) == 1:
+            raise TransientProviderError("connection reset after the request was sent")
+        return key
+
+    monkeypatch.setattr(compute, "start", start_then_fail)
+    ex = rv.run("echo once >> counter.txt; cat counter.txt | wc -l", workdir=None)
+    assert ex.status == Status.SUCCEEDED
+    assert len(calls) == 1
+    assert compute.find(ex.id) == ex.task_ref
+
+
+def test_bad_request_is_a_clear_error(rv: Runvoy) -> None:
+    with pytest.raises(ValidationFailed, match="resources.memory"):
+        rv.run("true", memory="lots")
