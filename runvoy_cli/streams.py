@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,12 +23,15 @@ def _binary(stream: Any) -> IO[bytes] | None:
 class TerminalOutput:
     """Two byte sinks, stdout and stderr (both stderr with ``merge_to_stderr``, as `run --json` wants).
 
-    A closed pipe (``runvoy run "yes" | head``) stops the writes to that stream, not the run: the output is
-    stored anyway and `runvoy logs` can print it again.
+    A closed pipe (``runvoy run "yes" | head``) stops the writes to that stream and calls ``on_broken_pipe``
+    once (`runvoy run` then stops the run, as a shell pipeline's SIGPIPE would); the output is stored anyway.
     """
 
-    def __init__(self, *, merge_to_stderr: bool = False) -> None:
+    def __init__(
+        self, *, merge_to_stderr: bool = False, on_broken_pipe: Callable[[str], None] | None = None
+    ) -> None:
         self.merge_to_stderr = merge_to_stderr
+        self.on_broken_pipe = on_broken_pipe
         self._broken: set[str] = set()
 
     def _stream(self, name: str) -> Any:
@@ -52,6 +56,8 @@ class TerminalOutput:
         except BrokenPipeError:
             self._broken.add(target_name)
             self._silence(stream)
+            if self.on_broken_pipe is not None:
+                self.on_broken_pipe(target_name)
 
     @staticmethod
     def _silence(stream: Any) -> None:
@@ -65,8 +71,10 @@ class TerminalOutput:
 class RunSink:
     """The LogSink of an attached `runvoy run` (see runvoy_core.runner.LogSink)."""
 
-    def __init__(self, *, merge_to_stderr: bool = False) -> None:
-        self.out = TerminalOutput(merge_to_stderr=merge_to_stderr)
+    def __init__(
+        self, *, merge_to_stderr: bool = False, on_broken_pipe: Callable[[str], None] | None = None
+    ) -> None:
+        self.out = TerminalOutput(merge_to_stderr=merge_to_stderr, on_broken_pipe=on_broken_pipe)
         self.lines = 0
 
     def write_events(self, events: list[LogEvent]) -> None:

@@ -32,6 +32,8 @@ from runvoy_core.ports.locks import LockRegister, Versioned
 log = get_logger("runvoy.locks")
 
 HolderStatus = Literal["running", "ended", "unknown"]
+# the answer is checked at run time (anything else counts as "unknown"), so a plain str return type is fine
+HolderStatusFn = Callable[[LockHolder], str]
 Clock = Callable[[], float]
 AUDIT_KEEP = 20
 """Audit entries kept per record (the newest); enough to explain the last few hand-overs."""
@@ -328,6 +330,7 @@ class Acquisition:
         self._seen_since = 0.0
         self._status: tuple[str, float, HolderStatus] | None = None  # version, checked at, answer
         self._maybe_sent: float | None = None  # earliest send of a grant write that may have landed
+        self._maybe_how = "created"
         self._conflicted = False
 
     def poll(self) -> Lease | None:
@@ -344,7 +347,7 @@ class Acquisition:
         self.last_record = record
         if record.state == LockState.HELD and record.owner_id == self.owner_id:
             # an earlier grant write of ours landed although its answer was lost
-            return self._granted(record, current.version, self._maybe_sent or now, "created")
+            return self._granted(record, current.version, self._maybe_sent or now, self._maybe_how)
         if record.state == LockState.RELEASED:
             return self._take(current, record, "free")
         if not self._conflicted:
@@ -383,13 +386,16 @@ class Acquisition:
         cached = self._status
         if cached is not None and not fresh and cached[0] == version and now - cached[1] < m.status_interval:
             return cached[2]
+        answer: HolderStatus = "unknown"
         try:
-            answer = m.holder_status(record.holder)
+            said = m.holder_status(record.holder)
         except Exception as exc:  # asking the store/provider failed: we know nothing
             log.info("lock.holder_status_failed", lock=self.name, error=str(exc))
-            answer = "unknown"
-        if answer not in ("running", "ended", "unknown"):
-            answer = "unknown"
+        else:
+            if said == "running":
+                answer = "running"
+            elif said == "ended":
+                answer = "ended"
         self._status = (version, now, answer)
         return answer
 
@@ -434,6 +440,7 @@ class Acquisition:
             return None
         if self._maybe_sent is None:
             self._maybe_sent = sent
+        self._maybe_how = how
         current = m.register.read(self.name)
         if current is None:
             return None
@@ -468,7 +475,7 @@ class LockManager:
         clock: Clock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         metrics: Metrics | None = None,
-        holder_status: Callable[[LockHolder], HolderStatus] | None = None,
+        holder_status: HolderStatusFn | None = None,
         rng: random.Random | None = None,
         grace: float | None = None,
         margin: float | None = None,

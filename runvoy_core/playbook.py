@@ -21,7 +21,7 @@ The steps become one POSIX shell script (the execution's command): each step run
 ``set -e`` (so a failing line fails the step, and a step's ``cd``/variables do not leak into the next), a banner
 on stderr before and after it, and an optional per-step timeout through ``timeout(1)``. The first failing step
 ends the run with that step's exit code, unless it says ``continue_on_error: true``. One execution means one
-container start, one lock, one record, one log stream and one cost — see docs/decisions/0401-cli-playbooks.md.
+container start, one lock, one record, one log stream and one cost — see docs/decisions/0911-cli-playbooks-one-execution.md.
 """
 
 from __future__ import annotations

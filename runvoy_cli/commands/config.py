@@ -26,7 +26,7 @@ def mask(data: Any, key: str = "") -> Any:
         return {k: mask(v, str(k)) for k, v in data.items()}
     if isinstance(data, list):
         return [mask(v, key) for v in data]
-    if data is None or data == "":
+    if data is None or data == "" or isinstance(data, bool | int | float):
         return data
     if _SECRET_KEY.search(key):
         return MASK

@@ -29,7 +29,7 @@ def cli(as_json: bool) -> None:
         home, default = settings.home, settings.provider
     except RunvoyError as exc:  # a broken config must not hide what is installed
         warn(f"config not loaded: {exc.message}")
-    providers = [
+    providers: list[dict[str, Any]] = [
         {
             "name": spec.name,
             "default": spec.name == default,

@@ -177,8 +177,16 @@ def _attached(
     from runvoy_cli.streams import RunSink
     from runvoy_core.lifecycle import cli_exit_code
 
-    sink = RunSink(merge_to_stderr=as_json)
     watched: dict[str, RunHandle] = {}
+
+    def pipe_closed(stream: str) -> None:
+        # like a shell pipeline (`yes | head`): the reader is gone, so the writer stops
+        handle = watched.get("handle")
+        if handle is not None and handle.cancel is None:
+            handle.cancel = "cancel"
+            _say(f"runvoy: {stream} was closed; stopping {handle.execution.id}")
+
+    sink = RunSink(merge_to_stderr=as_json, on_broken_pipe=pipe_closed)
     with _interrupts(watched):
         try:
             execution = rv.run(

@@ -70,3 +70,8 @@ def clean_error() -> Callable[..., None]:
 @pytest.fixture
 def script() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_script
+
+
+@pytest.fixture
+def runvoy_bin() -> str:
+    return RUNVOY

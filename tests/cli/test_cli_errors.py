@@ -106,7 +106,11 @@ def test_invalid_yaml_playbook(invoke: Invoke, clean_error: CleanError, tmp_path
     clean_error(invoke("run", "-f", str(book)), 2, "is not valid YAML at line 3")
 
 
-def test_playbook_schema_error_names_the_field(invoke: Invoke, clean_error: CleanError, tmp_path: Path) -> None:
+def test_playbook_schema_error_names_the_field(
+    invoke: Invoke, clean_error: CleanError, tmp_path: Path
+) -> None:
     book = tmp_path / "p.yaml"
     book.write_text("memory: 1GiB\nsteps:\n  - name: a\n    rn: echo typo\n")
-    clean_error(invoke("run", "-f", str(book)), 2, "steps.0.run: Field required", "steps.0.rn: unknown setting")
+    clean_error(
+        invoke("run", "-f", str(book)), 2, "steps.0.run: Field required", "steps.0.rn: unknown setting"
+    )

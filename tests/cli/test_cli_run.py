@@ -64,7 +64,9 @@ def test_quiet_drops_the_summary(invoke: Invoke) -> None:
     assert result.code == 0 and result.err == "x\n"
 
 
-def test_detach_status_kill_list(invoke: Invoke, tmp_path: Path) -> None:
+def test_detach_status_kill_timeout_and_list_shows_them_all(invoke: Invoke, tmp_path: Path) -> None:
+    assert invoke("run", "echo hello").out == "hello\n"
+    assert invoke("run", "echo out; echo err >&2; exit 3").code == 3
     pidfile = tmp_path / "pid"
     started = time.monotonic()
     detached = invoke("run", "--detach", f"echo $$ > {pidfile}; sleep 30 & sleep 30; wait")
@@ -102,13 +104,14 @@ def test_detach_status_kill_list(invoke: Invoke, tmp_path: Path) -> None:
     again = invoke("kill", execution_id)
     assert again.code == 0 and "already ended (CANCELLED)" in again.err
 
-    other = invoke("run", "-q", "true")
+    timed = invoke("run", "--timeout", "2s", "sleep 60")
+    assert timed.code == 124 and "TIMED_OUT" in timed.err
     listed = invoke("list")
     assert listed.code == 0
     rows = listed.lines()
     assert rows[0].split()[:4] == ["ID", "STATUS", "EXIT", "PROVIDER"]
-    assert len(rows) == 3 and rows[2].startswith(execution_id) and "CANCELLED" in rows[2]
-    assert other.code == 0 and "SUCCEEDED" in rows[1]
+    assert [row.split()[1] for row in rows[1:]] == ["TIMED_OUT", "CANCELLED", "FAILED", "SUCCEEDED"]
+    assert rows[2].startswith(execution_id)
 
 
 def test_timeout_ends_timed_out_in_about_the_timeout(invoke: Invoke) -> None:
@@ -118,6 +121,8 @@ def test_timeout_ends_timed_out_in_about_the_timeout(invoke: Invoke) -> None:
     assert result.code == 124, result.err
     assert 1.9 <= elapsed < 5, elapsed
     assert "TIMED_OUT" in result.err and "exceeded its timeout of 2s" in result.err
+    data = json.loads(invoke("status", "--json", result.err.split()[1]).out)
+    assert data["status"] == "TIMED_OUT" and data["reason"] == "exceeded its timeout of 2s"
 
 
 def test_detach_json(invoke: Invoke) -> None:
@@ -145,9 +150,7 @@ def test_lock_conflict_exits_75(invoke: Invoke, clean_error: Callable[..., None]
 
 def test_secret_values_stay_out_of_records(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLI_TEST_TOKEN", "s3cr3t-value")
-    result = invoke(
-        "run", "--json", "--secret", "CLI_TEST_TOKEN", 'test "${CLI_TEST_TOKEN#s3cr3t}" = -value'
-    )
+    result = invoke("run", "--json", "--secret", "CLI_TEST_TOKEN", 'test "${CLI_TEST_TOKEN#s3cr3t}" = -value')
     assert result.code == 0, result.err
     data = json.loads(result.out)
     assert data["request"]["secrets"] == ["CLI_TEST_TOKEN"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def runvoy(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_until_held(home: Path, name: str, timeout: float = 20) -> str:
+def wait_until_held(home: Path, name: str, timeout: float = 30) -> str:
     from runvoy_core.locks import LockManager
     from runvoy_core.providers.local.register import LocalLockRegister
 
@@ -37,31 +38,36 @@ def wait_until_held(home: Path, name: str, timeout: float = 20) -> str:
     raise AssertionError(f"lock {name} was never taken")
 
 
+def blocked_until(gate: Path, before: str, after: str, order: Path) -> str:
+    """A shell command that logs, waits for the test to open ``gate``, and logs again."""
+    return f"echo {before} >> {order}; while [ ! -e {gate} ]; do sleep 0.05; done; echo {after} >> {order}"
+
+
 @pytest.mark.timeout(90)
 def test_second_run_fails_fast_naming_the_first(runvoy_home: Path, tmp_path: Path) -> None:
-    first = runvoy("run", "--lock", "deploy", f"sleep 2; echo first >> {tmp_path / 'order'}")
+    order, gate = tmp_path / "order", tmp_path / "gate"
+    first = runvoy("run", "--lock", "deploy", blocked_until(gate, "first-start", "first-end", order))
     try:
         holder = wait_until_held(runvoy_home, "deploy")
-        started = time.monotonic()
-        second = runvoy("run", "--lock", "deploy", f"echo second >> {tmp_path / 'order'}")
-        _out, err = second.communicate(timeout=30)
+        second = runvoy("run", "--lock", "deploy", f"echo second >> {order}")
+        _out, err = second.communicate(timeout=60)
         assert second.returncode == 75, err
-        assert time.monotonic() - started < 10
         assert f"lock 'deploy' is held by execution {holder}" in err
         assert "runvoy locks status deploy" in err and "Traceback" not in err
+        gate.touch()
         assert first.wait(timeout=30) == 0
-        assert (tmp_path / "order").read_text() == "first\n"
+        assert order.read_text().splitlines() == ["first-start", "first-end"]
     finally:
+        gate.touch()
         if first.poll() is None:
             first.kill()
 
 
 @pytest.mark.timeout(90)
 def test_waiting_run_starts_right_after_the_first_ends(runvoy_home: Path, tmp_path: Path) -> None:
-    order = tmp_path / "order"
-    first = runvoy(
-        "run", "--lock", "deploy", f"echo first-start >> {order}; sleep 2; echo first-end >> {order}"
-    )
+    order, gate = tmp_path / "order", tmp_path / "gate"
+    first = runvoy("run", "--lock", "deploy", blocked_until(gate, "first-start", "first-end", order))
+    second: subprocess.Popen[str] | None = None
     try:
         wait_until_held(runvoy_home, "deploy")
         second = runvoy(
@@ -74,13 +80,28 @@ def test_waiting_run_starts_right_after_the_first_ends(runvoy_home: Path, tmp_pa
             "60s",
             f"echo second >> {order}",
         )
+        waiting = threading.Event()
+        err_lines: list[str] = []
+
+        def read_stderr() -> None:
+            assert second is not None and second.stderr is not None
+            for line in second.stderr:
+                err_lines.append(line)
+                if "waiting for lock 'deploy'" in line:
+                    waiting.set()
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        assert waiting.wait(60), "".join(err_lines)
+        gate.touch()
         assert first.wait(timeout=30) == 0
         first_ended = time.monotonic()
-        _out, err = second.communicate(timeout=60)
-        assert second.returncode == 0, err
+        assert second.wait(timeout=60) == 0, "".join(err_lines)
         assert time.monotonic() - first_ended < 8, "the waiter should run soon after the lock is released"
-        assert "waiting for lock 'deploy'" in err
+        reader.join(10)
         assert order.read_text().splitlines() == ["first-start", "first-end", "second"]
     finally:
-        if first.poll() is None:
-            first.kill()
+        gate.touch()
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from runvoy_core.errors import TransientProviderError
-from runvoy_core.locks import Acquisition, Lease, LockManager
+from runvoy_core.locks import Acquisition, HolderStatus, Lease, LockManager
 from runvoy_core.metrics import Metrics
 from runvoy_core.models import LockHolder, LockRecord, LockState, OnConflict
 from runvoy_core.testing.memory_register import FaultyRegister, MemoryLockRegister
@@ -50,7 +50,12 @@ class Client:
 
     def restart(self) -> None:
         self.manager = LockManager(
-            self.world.register, lease=LEASE, clock=self.clock, sleep=lambda s: None, metrics=Metrics()
+            self.world.register,
+            lease=LEASE,
+            clock=self.clock,
+            sleep=lambda s: None,
+            metrics=Metrics(),
+            holder_status=self.world.holder_status if self.world.use_status else None,
         )
         self.lease = None
         self.attempt = None
@@ -69,8 +74,12 @@ class Client:
 
 
 class LockMachine(RuleBasedStateMachine):
+    use_status = False  # whether clients can ask if a holder's execution still runs (holder_status)
+
     def __init__(self) -> None:
         super().__init__()
+        self.exec_status: dict[str, HolderStatus] = {}
+        self.seq = 0
         self.inner = MemoryLockRegister()
         self.register = FaultyRegister(self.inner)
         self.now = 0.0
@@ -88,6 +97,16 @@ class LockMachine(RuleBasedStateMachine):
             self.poll_once(c)
 
     # -- helpers ----------------------------------------------------------------------------------------
+    def holder_status(self, holder: LockHolder) -> HolderStatus:
+        return self.exec_status.get(holder.execution_id or "", "unknown")
+
+    def new_holder(self, c: Client) -> LockHolder:
+        self.seq += 1
+        return LockHolder(execution_id=f"c{c.index}-{self.seq}")
+
+    def status_of(self, lease: Lease) -> HolderStatus:
+        return self.holder_status(lease.holder)
+
     def stored(self) -> LockRecord | None:
         current = self.inner.read(NAME)
         return LockRecord.model_validate(current.value) if current else None
@@ -118,6 +137,11 @@ class LockMachine(RuleBasedStateMachine):
                     and not other.lease.lost
                     and not other.lease.released
                 ), f"stole from client {other.index}, which renewed on schedule"
+                if self.use_status and other.lease is not None and not other.lease.released:
+                    assert self.status_of(other.lease) != "running", (
+                        f"took the lock of client {other.index}, whose execution still runs"
+                    )
+        self.exec_status[lease.holder.execution_id or ""] = "running"
         event(f"grant fence>={min(lease.fence, 4)}")
         client.lease = lease
         client.attempt = None
@@ -125,9 +149,12 @@ class LockMachine(RuleBasedStateMachine):
         client.renew_failing = False
         client.next_renew = client.clock() + lease.renew_interval
 
-    def drop(self, client: Client) -> None:
+    def drop(self, client: Client, *, end: bool = True) -> None:
+        """The client stops using its lease; its execution ends (unless it crashed and left it running)."""
         if client.lease is not None:
             self.stale.append(client.lease)
+            if end:
+                self.exec_status[client.lease.holder.execution_id or ""] = "ended"
         client.lease = None
 
     def run_holders(self) -> None:
@@ -171,7 +198,7 @@ class LockMachine(RuleBasedStateMachine):
         if c.paused or c.crashed or c.lease is not None:
             return
         if c.attempt is None:
-            holder = LockHolder(execution_id=f"c{c.index}-{self.now:.2f}")
+            holder = self.new_holder(c)
             c.attempt = c.manager.begin(NAME, holder, mode=OnConflict.WAIT, timeout=1e9)
         try:
             lease = c.attempt.poll()
@@ -201,9 +228,12 @@ class LockMachine(RuleBasedStateMachine):
     def resume(self, i: int) -> None:
         self.clients[i].paused = False
 
-    @rule(i=st.integers(0, 2))
-    def crash(self, i: int) -> None:
+    @rule(i=st.integers(0, 2), task_survives=st.booleans())
+    def crash(self, i: int, task_survives: bool) -> None:
+        """The watcher dies; its task may go on running (then its lock must not be taken) or end."""
         c = self.clients[i]
+        if c.lease is not None and not task_survives:
+            self.exec_status[c.lease.holder.execution_id or ""] = "ended"
         c.crashed = True
         c.diligent = False
         c.attempt = None
@@ -212,7 +242,7 @@ class LockMachine(RuleBasedStateMachine):
     def restart(self, i: int) -> None:
         c = self.clients[i]
         if c.crashed:
-            self.drop(c)
+            self.drop(c, end=False)
             c.restart()
 
     @rule(
@@ -259,13 +289,15 @@ class LockMachine(RuleBasedStateMachine):
             return
         if any(o.lease is not None and not o.crashed for o in self.clients):
             return
+        if self.use_status and record is not None and self.holder_status(record.holder) == "running":
+            return  # a detached/orphaned task still runs: the lock rightly stays with it
         self.register._queue.clear()
         c.paused = False
-        c.attempt = c.manager.begin(
-            NAME, LockHolder(execution_id=f"c{i}-live"), mode=OnConflict.WAIT, timeout=1e9
-        )
+        c.attempt = c.manager.begin(NAME, self.new_holder(c), mode=OnConflict.WAIT, timeout=1e9)
         started = c.clock()
         bound = LEASE + c.manager.grace + 2 * STEP * 1.1
+        if self.use_status and record is not None and self.holder_status(record.holder) == "ended":
+            bound = 2 * STEP * 1.1  # an ended holder's lock is taken at once, without waiting for the lease
         while c.lease is None:
             assert c.clock() - started <= bound, "lock not re-acquired after its holder crashed"
             lease = c.attempt.poll()
@@ -290,10 +322,20 @@ class LockMachine(RuleBasedStateMachine):
         assert fence >= self.max_fence
 
 
-LockMachine.TestCase.settings = settings(
-    max_examples=400,
+class LockMachineWithHolderStatus(LockMachine):
+    """The same, with clients that can ask whether the holder's execution still runs (as the runner does):
+    a running holder's lock is never taken, an ended one's is taken at once."""
+
+    use_status = True
+
+
+SETTINGS = settings(
+    max_examples=250,
     stateful_step_count=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+LockMachine.TestCase.settings = SETTINGS
+LockMachineWithHolderStatus.TestCase.settings = SETTINGS
 TestLockProtocolStateMachine = LockMachine.TestCase
+TestLockProtocolWithHolderStatus = LockMachineWithHolderStatus.TestCase

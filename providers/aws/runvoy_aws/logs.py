@@ -1,7 +1,10 @@
 """Logs from CloudWatch (the awslogs driver's stream ``{prefix}/{container}/{task id}``).
 
-The cursor is GetLogEvents' ``nextForwardToken``, opaque to the core. End of stream: the token comes back
-unchanged. A stream that does not exist yet (the task has not written) reads as an empty page.
+The cursor is GetLogEvents' ``nextForwardToken``, opaque to the core, or ``rv1:<token>:<n>`` when a page
+was cut short (a filtered read scans 1,000 events per call but returns at most ``limit``): re-read the
+page at ``token`` and skip ``n`` events. End of stream: the token comes back unchanged. A stream that does
+not exist yet (the task has not written) reads as an empty page. ``pattern`` is a plain substring, matched
+client side (CloudWatch filter patterns are term-based, not substrings).
 ``archive`` copies the whole stream to S3 after the run's final read.
 """
 
@@ -17,6 +20,8 @@ from runvoy_core.models import LogEvent, LogPage
 
 MAX_EVENTS = 10_000  # GetLogEvents' own cap per call
 EMPTY_PAGE_FOLLOWS = 20  # empty pages with a moving token to skip before reporting "nothing new"
+FILTER_PAGE = 1000  # events scanned per call by a filtered read
+CURSOR_PREFIX = "rv1:"  # a cursor pointing into a page: rv1:<forward token>:<events already returned>
 
 
 class CloudWatchLogs:
@@ -31,21 +36,41 @@ class CloudWatchLogs:
     def read(
         self, ref: str, cursor: str | None = None, limit: int = 1000, pattern: str | None = None
     ) -> LogPage:
-        token = cursor
         limit = max(1, min(limit, MAX_EVENTS))
-        for _ in range(EMPTY_PAGE_FOLLOWS):
-            answer = self._get(ref, token, limit)
+        token, skip = _parse_cursor(cursor)
+        # a filtered read scans bigger pages than it returns; the cursor then may point into a page
+        raw_limit = min((FILTER_PAGE if pattern is not None else limit) + skip, MAX_EVENTS)
+        empty_follows = 0
+        while True:
+            answer = self._get(ref, token, raw_limit)
             if answer is None:
                 return LogPage(events=[], cursor=cursor)
+            raw = answer.get("events", [])
             next_token = answer.get("nextForwardToken") or token
-            events = [_event(e) for e in answer.get("events", [])]
-            if pattern is not None:
-                events = [e for e in events if pattern in e.message]
-            if events or next_token == token:
-                return LogPage(events=events, cursor=next_token)
-            # an empty page whose token moved is not the end (a gap in time, or all filtered out)
-            token = next_token
-        return LogPage(events=[], cursor=token)
+            matched: list[LogEvent] = []
+            for position in range(skip, len(raw)):
+                event = _event(raw[position])
+                if pattern is not None and pattern not in event.message:
+                    continue
+                matched.append(event)
+                if len(matched) == limit:
+                    consumed = position + 1
+                    if consumed < len(raw):
+                        return LogPage(events=matched, cursor=_compose_cursor(token, consumed))
+                    return LogPage(events=matched, cursor=next_token)
+            if matched:
+                return LogPage(events=matched, cursor=next_token)
+            if next_token == token:
+                # the end of the stream (the token came back unchanged): resume right here
+                if raw:
+                    return LogPage(events=[], cursor=_compose_cursor(token, len(raw)))
+                return LogPage(events=[], cursor=token if token is not None else cursor)
+            if not raw:
+                # an empty page whose token moved (a time gap) is not the end; never spin forever on it
+                empty_follows += 1
+                if empty_follows > EMPTY_PAGE_FOLLOWS:
+                    return LogPage(events=[], cursor=next_token)
+            token, skip = next_token, 0
 
     def _get(self, ref: str, token: str | None, limit: int) -> dict[str, Any] | None:
         kwargs: dict[str, Any] = {
@@ -90,6 +115,17 @@ class CloudWatchLogs:
                 Metadata={"runvoy-execution-id": execution_id, "runvoy-task": ref},
             )
         return f"s3://{bucket}/{key}"
+
+
+def _parse_cursor(cursor: str | None) -> tuple[str | None, int]:
+    if cursor is None or not cursor.startswith(CURSOR_PREFIX):
+        return cursor, 0
+    token, _, skip = cursor[len(CURSOR_PREFIX) :].rpartition(":")
+    return (token or None), int(skip or 0)
+
+
+def _compose_cursor(token: str | None, skip: int) -> str:
+    return f"{CURSOR_PREFIX}{token or ''}:{skip}" if skip else (token or "")
 
 
 def _event(raw: dict[str, Any]) -> LogEvent:

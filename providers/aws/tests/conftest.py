@@ -3,6 +3,7 @@ reach its backends), reset before every test, and a provider pointed at it with 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,8 @@ def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # moto parses thousands of AMIs into every new EC2 backend (after each reset); runvoy needs none
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -94,7 +94,9 @@ class AwsSimulator:
                 None,
             )
             if info is None:
-                known = any(a.endswith(task_str.rsplit("/", 1)[-1]) for t in backend.tasks.values() for a in t)
+                known = any(
+                    a.endswith(task_str.rsplit("/", 1)[-1]) for t in backend.tasks.values() for a in t
+                )
                 if not known:  # what ECS answers (moto raises a bare Exception, a 500)
                     raise InvalidParameterException("The referenced task was not found.")
                 return original_stop(backend, cluster_str, task_str, reason)
@@ -240,7 +242,10 @@ class _Adapter:
         if not lines:
             return
         ms = int(timestamp * 1000)
-        events = [{"timestamp": ms, "message": line} for line in lines]
+        # like Docker's awslogs driver: CloudWatch rejects empty messages, so blank lines are dropped
+        events = [{"timestamp": ms, "message": line} for line in lines if line]
+        if not events:
+            return
         for i in range(0, len(events), 5000):
             self.owner._logs.put_log_events(
                 logGroupName=self.info.group, logStreamName=self.info.stream, logEvents=events[i : i + 5000]

@@ -73,15 +73,28 @@ def test_run_refuses_an_invalid_fargate_size(aws_env) -> None:
 
 def test_timeout_ends_the_run_as_timed_out(aws_env) -> None:
     needs("runvoy_cli.commands.run")
-    result = invoke("--provider", "aws", "run", "--timeout", "1s", "--stop-grace", "2s", "echo start; sleep 30")
+    result = invoke(
+        "--provider", "aws", "run", "--timeout", "1s", "--stop-grace", "2s", "echo start; sleep 30"
+    )
     assert result.exit_code == 124, result.output
     assert "start" in result.stdout
 
 
 def test_detach_status_logs_follow_and_kill(aws_env) -> None:
-    needs("runvoy_cli.commands.run", "runvoy_cli.commands.status", "runvoy_cli.commands.logs", "runvoy_cli.commands.kill")
+    needs(
+        "runvoy_cli.commands.run",
+        "runvoy_cli.commands.status",
+        "runvoy_cli.commands.logs",
+        "runvoy_cli.commands.kill",
+    )
     started = invoke(
-        "--provider", "aws", "run", "--detach", "--stop-grace", "2s", "echo up; while true; do sleep 0.05; done"
+        "--provider",
+        "aws",
+        "run",
+        "--detach",
+        "--stop-grace",
+        "2s",
+        "echo up; while true; do sleep 0.05; done",
     )
     assert started.exit_code == 0, started.output
     execution_id = started.stdout.strip().splitlines()[-1]
@@ -139,7 +152,17 @@ def test_a_lock_conflict_is_detected_across_two_processes(aws_env) -> None:
     # a second process on another "machine": only the DynamoDB lock table is shared
     env = {**os.environ, **aws_env}
     other = subprocess.run(
-        [sys.executable, "-m", "runvoy_cli.main", "--provider", "aws", "run", "--lock", "nightly", "echo never"],
+        [
+            sys.executable,
+            "-m",
+            "runvoy_cli.main",
+            "--provider",
+            "aws",
+            "run",
+            "--lock",
+            "nightly",
+            "echo never",
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -8,7 +8,10 @@ import pytest
 from conftest import config_dict
 
 from runvoy_core.testing.conformance.compute import ComputeConformance
-from runvoy_core.testing.conformance.support import ProviderWaits
+from runvoy_core.testing.conformance.locks_register import LockRegisterConformance
+from runvoy_core.testing.conformance.logs import LogsConformance
+from runvoy_core.testing.conformance.packaging import PackagingConformance
+from runvoy_core.testing.conformance.store import StoreConformance
 
 
 @pytest.fixture
@@ -37,14 +40,49 @@ class TestAwsCompute(ComputeConformance):
         return "arn:aws:ecs:us-east-1:123456789012:task/runvoy/00000000000000000000000000000000"
 
     def test_output_lines_reach_the_logs_in_order_with_their_stream(self, provider: Any) -> None:
-        """The awslogs driver writes stdout and stderr into one CloudWatch stream without saying which is
-        which: the lines arrive in order, all reported as stdout (a documented limit of ECS's awslogs)."""
+        """ECS's awslogs driver writes stdout and stderr into one CloudWatch stream without saying which is
+        which: all lines arrive, reported as stdout (a documented limit of awslogs, not of runvoy)."""
         _, ref = self.start(provider, "echo out1; echo err1 >&2; echo out2; echo err2 >&2; echo out3")
         self.wait_ended(provider, ref)
         events = self.wait_logs(provider, ref, 5)
         assert sorted(e.message for e in events) == ["err1", "err2", "out1", "out2", "out3"]
         assert [e.message for e in events if e.message.startswith("out")] == ["out1", "out2", "out3"]
+        assert {e.stream for e in events} == {"stdout"}
         assert all(e.timestamp.tzinfo is not None for e in events)
 
 
-assert issubclass(TestAwsCompute, ProviderWaits)
+class TestAwsLogs(LogsConformance):
+    max_wait = 15.0
+
+    @pytest.fixture
+    def provider(self, conformance_provider: Any) -> Any:
+        return conformance_provider
+
+    def unknown_log_ref(self) -> str:
+        return "arn:aws:ecs:us-east-1:123456789012:task/runvoy/00000000000000000000000000000000"
+
+    def test_blank_lines_and_utf8_survive(self, provider: Any) -> None:
+        """CloudWatch refuses empty messages and the awslogs driver drops blank lines; everything else,
+        UTF-8 and a last line without a newline included, arrives intact."""
+        _, ref = self.start(provider, "printf 'a\\n\\nb\\n'; echo 'héllo ✓'; printf 'no newline'")
+        self.wait_ended(provider, ref)
+        events = self.wait_logs(provider, ref, 4)
+        assert [e.message for e in events] == ["a", "b", "héllo ✓", "no newline"]
+
+
+class TestAwsStore(StoreConformance):
+    @pytest.fixture
+    def store(self, conformance_provider: Any) -> Any:
+        return conformance_provider.store
+
+
+class TestAwsLockRegister(LockRegisterConformance):
+    @pytest.fixture
+    def register(self, conformance_provider: Any) -> Any:
+        return conformance_provider.locks
+
+
+class TestAwsPackaging(PackagingConformance):
+    provider_name = "aws"
+    entry_point_module = "runvoy_aws.plugin"
+    forbidden_modules = ["boto3", "botocore", "s3transfer"]

@@ -9,6 +9,22 @@ from runvoy_core.errors import StartFailed, TransientProviderError
 from runvoy_core.ports import TaskPhase, TaskSpec
 
 
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore still retries, but without its backoff sleeps and the adaptive mode's client-side rate
+    limiting (which drops to 0.5 requests/s after a throttle): these tests are about what runvoy does
+    around retries, not about botocore's timing."""
+    import botocore.retries.adaptive
+    import botocore.retries.standard
+
+    monkeypatch.setattr(
+        botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.01
+    )
+    monkeypatch.setattr(
+        botocore.retries.adaptive.ClientRateLimiter, "on_sending_request", lambda *a, **k: None
+    )
+
+
 def spec(execution_id: str, command: str, **kwargs: object) -> TaskSpec:
     return TaskSpec(execution_id=execution_id, argv=["/bin/sh", "-c", command], **kwargs)  # type: ignore[arg-type]
 

@@ -11,14 +11,14 @@ from runvoy_core.ports import TaskSpec
 REF = "arn:aws:ecs:us-east-1:123456789012:task/runvoy/0123456789abcdef"
 
 
-def put(provider, ref: str, messages: list[str]) -> None:
+def put(provider, ref: str, messages: list[str], after_ms: int = 0) -> None:
     logs = provider.clients.client("logs")
     stream = provider.logs.stream_name(ref)
     try:
         logs.create_log_stream(logGroupName=provider.config.log_group, logStreamName=stream)
     except logs.exceptions.ResourceAlreadyExistsException:
         pass
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) + after_ms
     logs.put_log_events(
         logGroupName=provider.config.log_group,
         logStreamName=stream,
@@ -52,7 +52,8 @@ def test_pages_resume_from_the_cursor_and_the_end_is_detected(provider) -> None:
     assert seen == [f"line {i}" for i in range(25)]
     assert pages == 4
     # new lines after the end are picked up from the same cursor (follow mode)
-    put(provider, REF, ["late 1", "late 2"])
+    # (CloudWatch orders a stream by event time: the late lines are stamped after the first batch)
+    put(provider, REF, ["late 1", "late 2"], after_ms=1000)
     assert [e.message for e in provider.logs.read(REF, cursor).events] == ["late 1", "late 2"]
 
 
@@ -81,3 +82,21 @@ def test_the_archive_holds_the_whole_log_in_s3(provider, sim) -> None:
     lines = body["Body"].read().decode().splitlines()
     assert [line.split(" ", 1)[1] for line in lines] == ["out 1", "out 2", "out 3"]
     assert lines[0].split(" ", 1)[0].endswith("Z")
+
+
+def test_a_filtered_read_with_a_small_limit_resumes_inside_a_page(provider) -> None:
+    put(provider, REF, [f"{'hit' if i % 3 else 'miss'} {i}" for i in range(40)])
+    seen: list[str] = []
+    cursor = None
+    for _ in range(50):
+        page = provider.logs.read(REF, cursor, limit=4, pattern="hit")
+        assert len(page.events) <= 4
+        if not page.events:
+            break
+        seen.extend(e.message for e in page.events)
+        cursor = page.cursor
+    assert seen == [f"hit {i}" for i in range(40) if i % 3]
+    # the cursor of a cut-short page also works for an unfiltered reader
+    first = provider.logs.read(REF, None, limit=2, pattern="hit")
+    rest = provider.logs.read(REF, first.cursor, limit=3)
+    assert [e.message for e in rest.events] == ["miss 3", "hit 4", "hit 5"]

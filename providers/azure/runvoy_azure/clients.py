@@ -46,7 +46,7 @@ class StaticTokenCredential:
         return None
 
 
-class AllowPlainHttp(SansIOHTTPPolicy):  # type: ignore[misc]
+class AllowPlainHttp(SansIOHTTPPolicy[Any, Any]):
     """Bearer tokens are refused over http unless the request says otherwise: custom endpoints only."""
 
     def on_request(self, request: Any) -> None:
@@ -116,16 +116,16 @@ class AzureClients:
             )
         return f"https://{self.config.storage_account}.{kind}.core.windows.net"
 
+    def _storage_kwargs(self) -> dict[str, Any]:
+        return {"retry_total": self.config.retry_total, "retry_backoff_factor": self.config.retry_backoff}
+
     @property
     def tables(self) -> Any:
         if self._tables is None:
             from azure.data.tables import TableServiceClient
 
             conn = self.config.storage_connection_string
-            kwargs = {
-                "retry_total": self.config.retry_total,
-                "retry_backoff_factor": self.config.retry_backoff,
-            }
+            kwargs = self._storage_kwargs()
             if conn is not None:
                 self._tables = TableServiceClient.from_connection_string(conn.get_secret_value(), **kwargs)
             else:
@@ -140,10 +140,7 @@ class AzureClients:
             from azure.storage.blob import BlobServiceClient
 
             conn = self.config.storage_connection_string
-            kwargs = {
-                "retry_total": self.config.retry_total,
-                "retry_backoff_factor": self.config.retry_backoff,
-            }
+            kwargs = self._storage_kwargs()
             if conn is not None:
                 self._blobs = BlobServiceClient.from_connection_string(conn.get_secret_value(), **kwargs)
             else:
@@ -162,7 +159,12 @@ class AzureClients:
                 )
             from azure.keyvault.secrets import SecretClient
 
-            self._secrets = SecretClient(self.config.key_vault_url, self.credential)
+            self._secrets = SecretClient(
+                self.config.key_vault_url,
+                self.credential,
+                verify_challenge_resource=self.config.key_vault_verify_challenge,
+                **self._storage_kwargs(),
+            )
         return self._secrets
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from runvoy_azure.names import TAG_EXECUTION, TAG_MARKER, TAG_REQUEST, group_nam
 from runvoy_azure.secrets import SecretResolver
 from runvoy_azure.sizes import validate_size
 from runvoy_azure.states import task_state
-from runvoy_core.errors import StartFailed, TransientProviderError, UsageError
+from runvoy_core.errors import NotFound, StartFailed, TransientProviderError, UsageError
 from runvoy_core.logging import get_logger
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
@@ -200,8 +200,11 @@ class AciCompute:
 
     def list_active(self) -> list[TaskState]:
         group_rg = self._config.resource_group
-        with azure_call(f"list container groups in {group_rg}"):
-            listed = list(self._aci.container_groups.list_by_resource_group(group_rg))
+        try:
+            with azure_call(f"list container groups in {group_rg}"):
+                listed = list(self._aci.container_groups.list_by_resource_group(group_rg))
+        except NotFound:
+            return []  # no resource group yet: nothing of runvoy's runs there
         active: list[TaskState] = []
         for item in listed:
             if (item.tags or {}).get(TAG_MARKER) != "1":

@@ -45,6 +45,11 @@ class AzureConfig(BaseModel):
     logs_container: str = "runvoy-logs"
 
     key_vault_url: str | None = None
+    key_vault_verify_challenge: bool = Field(
+        default=True,
+        description="check that Key Vault's auth challenge names the vault's domain (turn off only for a "
+        "vault behind a custom host name)",
+    )
     secret_values: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="secret values by name, used when no Key Vault is configured (never stored in a record)",

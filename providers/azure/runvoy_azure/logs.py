@@ -13,13 +13,15 @@ from typing import Any
 
 from runvoy_azure import loglines
 from runvoy_azure.archive import ArchiveConflict, BlobArchive
-from runvoy_azure.clients import AzureClients, azure_call, is_not_found
+from runvoy_azure.clients import AzureClients, azure_call, is_not_found, status_of
 from runvoy_azure.config import AzureConfig
 from runvoy_azure.names import split_ref
 from runvoy_core.errors import TransientProviderError
 from runvoy_core.models import LogEvent, LogPage
 
 ARCHIVE_READ_ATTEMPTS = 3
+# ACI answers a log read of a container that is not running yet (or any more) with a 4xx other than 404
+NOT_READY = {400, 409}
 
 
 class AciLogs:
@@ -43,6 +45,8 @@ class AciLogs:
             except Exception as exc:
                 if is_not_found(exc):
                     return None
+                if status_of(exc) in NOT_READY:
+                    return ""  # the container has not started (or was deallocated): no log to read now
                 raise
         return logs.content or ""
 
@@ -85,8 +89,8 @@ class AciLogs:
             archived_text, etag = existing if existing else ("", None)
             archived = loglines.parse(archived_text)
             merged = loglines.merge(archived, loglines.parse(live))
-            if existing is not None and len(merged) == len(archived):
-                return len(archived)
+            if len(merged) == len(archived) and (existing is not None or live is None):
+                return len(archived)  # nothing new (or no such group): write nothing
             metadata = {"group": name, "lines": str(len(merged))}
             if execution_id:
                 metadata["execution_id"] = execution_id
@@ -97,17 +101,17 @@ class AciLogs:
             return len(merged)
         raise TransientProviderError(f"archiving the logs of {name} kept conflicting with another writer")
 
-    def _read_live_with_retries(self, group_rg: str, name: str) -> str:
+    def _read_live_with_retries(self, group_rg: str, name: str) -> str | None:
         delay = 0.2
         for attempt in range(1, ARCHIVE_READ_ATTEMPTS + 1):
             try:
-                return self._live(group_rg, name) or ""
+                return self._live(group_rg, name)
             except TransientProviderError:
                 if attempt == ARCHIVE_READ_ATTEMPTS:
                     raise
                 time.sleep(delay)
                 delay *= 2
-        return ""
+        return None
 
     def archived_text(self, ref: str) -> str | None:
         _, name = split_ref(ref, self._config.resource_group)

@@ -58,4 +58,8 @@ def create_provider(
 ) -> AzureProvider:
     if not isinstance(config, AzureConfig):
         config = AzureConfig.model_validate(config or {})
+    if "location" not in config.model_fields_set and settings is not None and settings.region:
+        config = config.model_copy(
+            update={"location": settings.region}
+        )  # the global --region / RUNVOY_REGION
     return AzureProvider(config, settings)

@@ -70,6 +70,8 @@ class TableLockRegister:
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
+        if not _looks_like_etag(version):
+            return False  # not a version this register handed out: it cannot be current
         entity = {"PartitionKey": PARTITION, "RowKey": row_key(name), "value": _dump(value)}
         with azure_call(f"update lock {name!r}"):
             try:
@@ -87,6 +89,10 @@ class TableLockRegister:
         with azure_call("list locks"):
             entities = list(self._table.query_entities(f"PartitionKey eq '{PARTITION}'"))
         return sorted(((name_of(e["RowKey"]), _versioned(e)) for e in entities), key=lambda item: item[0])
+
+
+def _looks_like_etag(version: str) -> bool:
+    return version.startswith(('W/"', '"')) and version.endswith('"')
 
 
 def _dump(value: dict[str, Any]) -> str:

@@ -42,8 +42,8 @@ def _events(group: Any, container: Any) -> list[Any]:
 
 def _pull_started(events: list[Any]) -> datetime | None:
     stamps = [_utc(e.first_timestamp) for e in events if (e.name or "").lower() in _PULL_EVENTS]
-    stamps = [s for s in stamps if s is not None]
-    return min(stamps) if stamps else None
+    known = [s for s in stamps if s is not None]
+    return min(known) if known else None
 
 
 def _warning(events: list[Any]) -> str | None:
@@ -60,7 +60,7 @@ def task_state(ref: str, group: Any, container_name: str) -> TaskState:
     provisioning = (group.provisioning_state or "").lower()
     container = _container(group, container_name)
     view = container.instance_view if container is not None else None
-    current = view.current_state if view is not None else None
+    current: Any = view.current_state if view is not None else None
     events = _events(group, container)
     pull_started = _pull_started(events)
     detail: dict[str, Any] = {
@@ -74,7 +74,7 @@ def task_state(ref: str, group: Any, container_name: str) -> TaskState:
     stopped_on_request = group_state.lower() == "stopped"
     state_name = (current.state or "").lower() if current is not None else ""
 
-    if state_name == "terminated":
+    if state_name == "terminated" and current is not None:
         started = _utc(current.start_time)
         finished = _utc(current.finish_time)
         detail_status = (current.detail_status or "").strip()

@@ -46,7 +46,10 @@ _load_fakes()
 from runvoy_azure_testfakes.aci_server import FakeAci  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
-AZURITE_BIN = REPO / "tools" / "azurite" / "node_modules" / ".bin"
+# RUNVOY_AZURITE_BIN: another folder holding azurite-blob and azurite-table (e.g. a global npm install)
+AZURITE_BIN = Path(
+    os.environ.get("RUNVOY_AZURITE_BIN") or REPO / "tools" / "azurite" / "node_modules" / ".bin"
+)
 INSTALL = "npm ci --prefix tools/azurite"
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft)
@@ -114,14 +117,28 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     blob_port, table_port = _free_port(), _free_port()
     procs = [
         subprocess.Popen(
-            [str(AZURITE_BIN / "azurite-blob"), "--blobHost", "127.0.0.1", "--blobPort", str(blob_port), *common],
+            [
+                str(AZURITE_BIN / "azurite-blob"),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(blob_port),
+                *common,
+            ],
             cwd=workdir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         ),
         subprocess.Popen(
-            [str(AZURITE_BIN / "azurite-table"), "--tableHost", "127.0.0.1", "--tablePort", str(table_port), *common],
+            [
+                str(AZURITE_BIN / "azurite-table"),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(table_port),
+                *common,
+            ],
             cwd=workdir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -237,3 +254,12 @@ def rv(make_client: Any) -> Any:
 def new_section(azurite: Azurite, fake_aci: FakeAci) -> Any:
     """A factory of providers.azure sections (unique names; nothing created yet)."""
     return lambda **overrides: azure_section(azurite, fake_aci, **overrides)
+
+
+@pytest.fixture(scope="session")
+def key_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from runvoy_azure_testfakes.key_vault import FakeKeyVault
+
+    vault = FakeKeyVault(tmp_path_factory.mktemp("vault")).start()
+    yield vault
+    vault.stop()

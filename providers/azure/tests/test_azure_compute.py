@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from runvoy_azure.names import group_name
 from runvoy_azure_testfakes.helpers import read_all, spec, wait_ended, wait_for
+
 from runvoy_core.errors import UsageError
 from runvoy_core.models import ExecutionRequest, Resources
 from runvoy_core.ports import TaskPhase
@@ -46,12 +47,18 @@ def test_the_group_is_linux_never_restarting_tagged_and_sized(provider: Any, fak
     assert container["resources"]["requests"] == {"cpu": 1.0, "memoryInGB": 1.5}
     assert container["command"] == ["/bin/sh", "-c", "true"]
     assert {"name": "GREETING", "value": "hello"} in container["environmentVariables"]
-    assert group.body["tags"] == {"runvoy": "1", "runvoy-execution": "aaaa00000002", "runvoy-request": "req-1"}
+    assert group.body["tags"] == {
+        "runvoy": "1",
+        "runvoy-execution": "aaaa00000002",
+        "runvoy-request": "req-1",
+    }
 
 
 def test_secrets_travel_as_secure_values_and_are_never_returned(make_provider: Any, fake_aci: Any) -> None:
     provider = make_provider(secret_values={"db-password": "s3cr3t-value"})
-    task = spec("aaaa00000003", '[ "$db_password" = "s3cr3t-value" ] && echo matched', secrets=["db-password"])
+    task = spec(
+        "aaaa00000003", '[ "$db_password" = "s3cr3t-value" ] && echo matched', secrets=["db-password"]
+    )
     ref = provider.compute.start(task, "aaaa00000003")
     assert wait_ended(provider, ref).exit_code == 0
     assert read_all(provider, ref) == ["matched"]
@@ -98,7 +105,9 @@ def test_instance_view_none_reads_as_pending(provider: Any, fake_aci: Any) -> No
 
 def test_stop_ends_the_group_and_cleanup_deletes_it_after_archiving(provider: Any, fake_aci: Any) -> None:
     ref = provider.compute.start(spec("aaaa00000007", "echo before; sleep 30"), "aaaa00000007")
-    wait_for(provider, ref, lambda s: s.phase is TaskPhase.RUNNING and fake_aci.group("runvoy-aaaa00000007").log)
+    wait_for(
+        provider, ref, lambda s: s.phase is TaskPhase.RUNNING and fake_aci.group("runvoy-aaaa00000007").log
+    )
     provider.compute.stop(ref, 1.0)
     state = wait_ended(provider, ref)
     assert state.stopped_by_request and state.phase is TaskPhase.STOPPED
@@ -126,7 +135,9 @@ def test_cleanup_never_deletes_a_running_group(provider: Any, fake_aci: Any) -> 
 def test_a_deleted_group_without_saved_state_is_unknown(provider: Any, fake_aci: Any) -> None:
     ref = provider.compute.start(spec("aaaa00000009", "true"), "aaaa00000009")
     wait_ended(provider, ref)
-    provider.clients.aci.container_groups.begin_delete(provider.config.resource_group, "runvoy-aaaa00000009").result()
+    provider.clients.aci.container_groups.begin_delete(
+        provider.config.resource_group, "runvoy-aaaa00000009"
+    ).result()
     state = provider.compute.describe(ref)
     assert state.phase is TaskPhase.UNKNOWN and "no longer exists" in (state.reason or "")
 
@@ -140,7 +151,9 @@ def test_a_deleted_group_without_saved_state_is_unknown(provider: Any, fake_aci:
         ({"architecture": "arm64"}, "x86_64 only"),
     ],
 )
-def test_validate_refuses_what_aci_cannot_run(provider: Any, resources: dict[str, Any], fragment: str) -> None:
+def test_validate_refuses_what_aci_cannot_run(
+    provider: Any, resources: dict[str, Any], fragment: str
+) -> None:
     request = ExecutionRequest(command="true", resources=Resources(**resources))
     with pytest.raises(UsageError) as caught:
         provider.compute.validate(request)
@@ -205,3 +218,41 @@ def test_memory_is_rounded_up_to_tenths_of_a_gb() -> None:
     assert memory_gb(1025) == 1.1
     assert validate_size(Resources(), max_cpu=4, max_memory_gb=16) == (0.25, 0.5)
     assert Decimal("0.25") == Resources().cpu
+
+
+def test_the_fakes_long_running_operation_completes_through_the_sdk_poller(
+    provider: Any, fake_aci: Any
+) -> None:
+    """The create LRO (Azure-AsyncOperation) as the SDK polls it when asked to wait for placement."""
+    from azure.mgmt.containerinstance import models as m
+
+    body = m.ContainerGroup(
+        location="eastus",
+        os_type="Linux",
+        restart_policy="Never",
+        containers=[
+            m.Container(
+                name="main",
+                image="busybox",
+                command=["/bin/sh", "-c", "sleep 0.3"],
+                resources=m.ResourceRequirements(requests=m.ResourceRequests(cpu=0.5, memory_in_gb=0.5)),
+            )
+        ],
+    )
+    poller = provider.clients.aci.container_groups.begin_create_or_update(
+        provider.config.resource_group, "runvoy-lro", body
+    )
+    group = poller.result(timeout=10)
+    assert group.provisioning_state == "Succeeded"
+    assert fake_aci.count("GET", "/operations/") >= 1
+
+
+def test_the_global_region_is_the_default_location(monkeypatch: pytest.MonkeyPatch) -> None:
+    from runvoy_azure.provider import create_provider
+    from runvoy_core.config import load_settings
+
+    monkeypatch.setenv("RUNVOY_REGION", "westeurope")
+    settings = load_settings()
+    assert create_provider({}, settings).region == "westeurope"
+    assert create_provider({"location": "northeurope"}, settings).region == "northeurope"
+    assert create_provider({}, None).region == "eastus"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from runvoy_azure_testfakes.helpers import Sink, read_all, spec, wait_ended
+
 from runvoy_core.errors import TransientProviderError
 from runvoy_core.models import Status
 
@@ -45,7 +46,9 @@ def test_a_429_on_create_is_waited_out_and_sent_again(provider: Any, fake_aci: A
     assert read_all(provider, ref) == ["once"]
 
 
-def test_a_create_that_timed_out_but_succeeded_is_not_created_twice(make_provider: Any, fake_aci: Any) -> None:
+def test_a_create_that_timed_out_but_succeeded_is_not_created_twice(
+    make_provider: Any, fake_aci: Any
+) -> None:
     provider = make_provider(create_timeout=0.5)
     fault = fake_aci.inject("PUT", GROUP_GET, delay_after=1.5, times=1)
     ref = provider.compute.start(spec("cccc00000003", "echo once"), "cccc00000003")

@@ -6,6 +6,7 @@ from typing import Any
 
 from runvoy_azure import loglines
 from runvoy_azure_testfakes.helpers import read_all, spec, wait_ended, wait_for
+
 from runvoy_core.ports import TaskPhase
 
 
@@ -37,7 +38,9 @@ def test_reading_while_it_runs_misses_and_repeats_nothing(provider: Any, fake_ac
 
 
 def test_pattern_filters_but_the_cursor_moves_on(provider: Any) -> None:
-    ref = provider.compute.start(spec("bbbb00000003", "echo apple; echo banana; echo apricot"), "bbbb00000003")
+    ref = provider.compute.start(
+        spec("bbbb00000003", "echo apple; echo banana; echo apricot"), "bbbb00000003"
+    )
     wait_ended(provider, ref)
     page = provider.logs.read(ref, None, 100, "ap")
     assert [e.message for e in page.events] == ["apple", "apricot"]
@@ -52,7 +55,9 @@ def test_archive_merges_and_reads_come_from_it_after_deletion(provider: Any, fak
     provider.compute.cleanup(ref)
     assert fake_aci.group("runvoy-bbbb00000004") is None
     assert read_all(provider, ref) == ["one", "two"]
-    blob = provider.clients.blobs.get_blob_client(provider.config.logs_container, "logs/runvoy-bbbb00000004.log")
+    blob = provider.clients.blobs.get_blob_client(
+        provider.config.logs_container, "logs/runvoy-bbbb00000004.log"
+    )
     props = blob.get_blob_properties()
     assert props.metadata["execution_id"] == "bbbb00000004"
     assert blob.download_blob().readall().decode().endswith(" two\n")
@@ -60,7 +65,11 @@ def test_archive_merges_and_reads_come_from_it_after_deletion(provider: Any, fak
 
 def test_a_cursor_from_the_live_log_continues_in_the_archive(provider: Any, fake_aci: Any) -> None:
     ref = provider.compute.start(spec("bbbb00000005", "echo a; echo b; sleep 30"), "bbbb00000005")
-    wait_for(provider, ref, lambda s: s.phase is TaskPhase.RUNNING and len(fake_aci.group("runvoy-bbbb00000005").log) == 2)
+    wait_for(
+        provider,
+        ref,
+        lambda s: s.phase is TaskPhase.RUNNING and len(fake_aci.group("runvoy-bbbb00000005").log) == 2,
+    )
     first = provider.logs.read(ref, None, 1)
     assert [e.message for e in first.events] == ["a"]
     provider.compute.stop(ref, 0)  # snapshot, then stop (which drops the live log)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from runvoy_azure_testfakes.helpers import Sink, spec
+
 from runvoy_core.errors import LockHeld
 from runvoy_core.models import Status
 
@@ -66,7 +67,9 @@ def test_detached_run_status_logs_follow_and_kill(rv: Any, fake_aci: Any) -> Non
 
 
 def test_locks_keep_two_runs_apart_and_pass_the_fence(rv: Any) -> None:
-    first = rv.submit('echo "fence=$RUNVOY_FENCE lock=$RUNVOY_LOCK"; sleep 30', lock="nightly", stop_grace="1s")
+    first = rv.submit(
+        'echo "fence=$RUNVOY_FENCE lock=$RUNVOY_LOCK"; sleep 30', lock="nightly", stop_grace="1s"
+    )
     assert first.fence == 1
     with pytest.raises(LockHeld):
         rv.run("true", lock="nightly")
@@ -107,3 +110,10 @@ def test_a_group_that_never_leaves_pending_fails_after_the_start_timeout(
     assert time.monotonic() - started < 10
     assert fake_aci.group(f"runvoy-{execution.id}") is None  # stopped and deleted
     assert fake_aci.launches[f"runvoy-{execution.id}"] == 1
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_run_with_the_reason(rv: Any) -> None:
+    execution = rv.run("true", image="registry.example/does-not-exist:1")
+    assert execution.status is Status.FAILED
+    assert "Failed to pull image" in (execution.reason or "")
+    assert execution.exit_code is None

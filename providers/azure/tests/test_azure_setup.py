@@ -17,23 +17,12 @@ def test_setup_dry_run_then_create_then_exists(new_section: Any) -> None:
         planned = provider.setup(dry_run=True)
         assert [s["action"] for s in planned] == ["would create"] * 4
         assert planned[0]["resource"].startswith("resource group rg-")
-        assert provider.setup(dry_run=False) and [s["action"] for s in provider.setup(dry_run=True)] == ["exists"] * 4
+        assert (
+            provider.setup(dry_run=False)
+            and [s["action"] for s in provider.setup(dry_run=True)] == ["exists"] * 4
+        )
     finally:
         provider.close()
-
-
-def test_the_plugin_and_config_modules_import_no_azure_library() -> None:
-    code = (
-        "import sys, runvoy_azure.plugin, runvoy_azure.config\n"
-        "from runvoy_core.plugins.manager import load_plugins\n"
-        "loaded = load_plugins()\n"
-        "spec = loaded.registry.get('azure')\n"
-        "assert spec is not None and spec.install_extra == 'azure', spec\n"
-        "spec.load_config_model()\n"
-        "bad = [m for m in sys.modules if m == 'azure' or m.startswith('azure.')]\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_a_missing_sdk_names_the_extra_to_install() -> None:
@@ -66,12 +55,21 @@ def test_config_validation() -> None:
         AzureConfig(executions_table="bad-name")
     with pytest.raises(ValidationError, match="blob container name"):
         AzureConfig(logs_container="Bad_Name")
-    config = AzureConfig(storage_connection_string="UseDevelopmentStorage=true", secret_values={"x": "hidden"})
+    config = AzureConfig(
+        storage_connection_string="UseDevelopmentStorage=true", secret_values={"x": "hidden"}
+    )
     assert "hidden" not in repr(config) and "UseDevelopmentStorage" not in repr(config)
+
+
+def test_list_active_without_a_resource_group_is_empty(make_provider: Any) -> None:
+    provider = make_provider(resource_group="rg-never-created")
+    assert provider.compute.list_active() == []
+    assert provider.compute.find("abc") is None
 
 
 def test_missing_settings_are_config_errors_with_hints() -> None:
     from runvoy_azure.provider import create_provider
+
     from runvoy_core.errors import ConfigError
 
     provider = create_provider({})

@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from runvoy_core.errors import AlreadyExists, NotFound, VersionConflict
 from runvoy_core.models import Execution, ExecutionRequest, Status, StatusChange
 from runvoy_core.ports import ExecutionQuery
 
 
-def record(execution_id: str, *, minutes_ago: int = 0, labels: dict[str, str] | None = None, **fields: Any) -> Execution:
+def record(
+    execution_id: str, *, minutes_ago: int = 0, labels: dict[str, str] | None = None, **fields: Any
+) -> Execution:
     return Execution(
         id=execution_id,
         provider="azure",
@@ -117,7 +120,9 @@ def test_events_come_back_in_order(provider: Any) -> None:
     store.create(record("e00000000004"))
     at = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
     for n, status in enumerate([Status.PENDING, Status.STARTING, Status.RUNNING, Status.SUCCEEDED]):
-        store.append_event("e00000000004", StatusChange(at=at, status=status, event=f"step{n}", detail={"n": n}))
+        store.append_event(
+            "e00000000004", StatusChange(at=at, status=status, event=f"step{n}", detail={"n": n})
+        )
     events = store.events("e00000000004")
     assert [e.event for e in events] == ["step0", "step1", "step2", "step3"]
     assert events[3].status is Status.SUCCEEDED and events[3].detail == {"n": 3}

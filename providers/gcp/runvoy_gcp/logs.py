@@ -11,6 +11,7 @@ the page size, even when many lines share a timestamp.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -86,15 +87,15 @@ class CloudLoggingLogs:
         from google.cloud.logging import ASCENDING
 
         def call() -> list[Any]:
-            return list(
-                self.clients.logging.list_entries(
-                    resource_names=[f"projects/{project}"],
-                    filter_=filter_,
-                    order_by=ASCENDING,
-                    page_size=min(count, MAX_PAGE),
-                    max_results=count,
-                )
+            entries = self.clients.logging.list_entries(
+                resource_names=[f"projects/{project}"],
+                filter_=filter_,
+                order_by=ASCENDING,
+                page_size=min(count, MAX_PAGE),
+                max_results=count,
             )
+            # islice: the library's generator would otherwise fetch one more page before it stops
+            return list(itertools.islice(entries, count))
 
         try:
             return with_retry(

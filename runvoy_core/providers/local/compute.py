@@ -16,6 +16,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,10 +83,17 @@ class LocalCompute:
             )
 
     def _check_image(self, image: str | None) -> None:
-        if image and self.config.container_runtime is None:
+        if not image:
+            return
+        if self.config.container_runtime is None:
             raise ImageNotSupported(
                 f"the local provider cannot run image {image!r}: no container runtime is configured",
                 hint=_IMAGE_HINT,
+            )
+        if shutil.which(self.config.runtime_path) is None:
+            raise ImageNotSupported(
+                f"the container runtime {self.config.runtime_path!r} is not installed (not found on PATH)",
+                hint="install podman, or set runtime_path in the [providers.local] section of the config file",
             )
 
     def _resolve_secrets(self, names: list[str]) -> dict[str, str]:
@@ -211,7 +219,9 @@ class LocalCompute:
         self._reap(ref)
         row = self._row(ref)
         if row is None:
-            return TaskState(ref=ref, phase=TaskPhase.UNKNOWN, reason=f"no local task {ref!r} on this machine")
+            return TaskState(
+                ref=ref, phase=TaskPhase.UNKNOWN, reason=f"no local task {ref!r} on this machine"
+            )
         if row["finished_at"] is not None:
             return self._ended_state(row)
         base: dict[str, Any] = {
@@ -224,9 +234,7 @@ class LocalCompute:
         if row["sup_pid"] is None:
             if time.time() - row["created_at"] < SPAWN_GRACE:
                 return TaskState(phase=TaskPhase.PENDING, **base)
-            return TaskState(
-                phase=TaskPhase.UNKNOWN, reason="the local supervisor was never started", **base
-            )
+            return TaskState(phase=TaskPhase.UNKNOWN, reason="the local supervisor was never started", **base)
         if procinfo.is_alive(row["sup_pid"], row["sup_start"]):
             if row["pid"] is None:
                 return TaskState(phase=TaskPhase.STARTING, **base)
@@ -254,14 +262,23 @@ class LocalCompute:
 
     def _ended_state(self, row: dict[str, Any]) -> TaskState:
         reason = None
+        grace = row["stop_grace"] if row["stop_grace"] is not None else row["grace"]
         if row["failed_to_start"]:
             reason = row["error"] or "failed to start"
         elif row["timed_out"]:
             reason = f"exceeded its timeout of {row['timeout']:g}s" if row["timeout"] else "timed out"
-        elif row["pid"] is None and row["stopped"]:
+            if row["killed"]:
+                reason += f"; did not stop within {row['grace']:g}s of SIGTERM, killed"
+        elif row["stopped"] and row["pid"] is None:
             reason = "stopped before it started"
-        elif row["killed"] and row["stopped"] and not row["stop_force"]:
-            reason = f"did not stop within {row['stop_grace'] or row['grace']:g}s of SIGTERM; killed"
+        elif row["stopped"] and row["stop_force"]:
+            reason = "killed on request"
+        elif row["stopped"] and row["killed"]:
+            reason = f"stopped on request; did not stop within {grace:g}s of SIGTERM, killed"
+        elif row["stopped"]:
+            reason = "stopped on request"
+            if row["signal"] is not None:
+                reason += f" ({_signal_name(row['signal'])})"
         elif row["signal"] is not None:
             reason = f"terminated by {_signal_name(row['signal'])}"
         started = _dt(row["started_at"])

@@ -18,7 +18,10 @@ from runvoy_core.models import LogEvent, LogPage
 from runvoy_core.providers.local import db
 
 START = "0:0"
-_CHUNK_BATCH = 64
+# chunks hold up to ~1 MiB: fetch a few at a time, more while a page still has room
+_FIRST_BATCH = 4
+_MAX_BATCH = 256
+_RAW_BATCH = 8
 RAW_BYTES_PER_READ = 8 << 20
 
 
@@ -77,8 +80,9 @@ class LocalLogs:
         limit = max(1, limit)
         events: list[LogEvent] = []
         full = False
+        batch = _FIRST_BATCH
         while not full:
-            chunks = self._chunks(ref, seq, _CHUNK_BATCH)
+            chunks = self._chunks(ref, seq, batch)
             for chunk_seq, stream, ts, data in chunks:
                 if chunk_seq != seq:  # a later chunk: start at its first line
                     seq, line = chunk_seq, 0
@@ -90,7 +94,7 @@ class LocalLogs:
                     message = lines[line].decode("utf-8", errors="replace")
                     line += 1
                     if pattern is None or pattern in message:
-                        events.append(LogEvent(timestamp=stamp, stream=stream, message=message))  # type: ignore[arg-type]
+                        events.append(LogEvent(timestamp=stamp, stream=stream, message=message))
                 if line < len(lines):
                     full = True  # the page filled up in the middle of this chunk
                     break
@@ -98,8 +102,9 @@ class LocalLogs:
                 if len(events) >= limit:
                     full = True
                     break
-            if len(chunks) < _CHUNK_BATCH:
+            if len(chunks) < batch:
                 break
+            batch = min(batch * 4, _MAX_BATCH)
         return LogPage(events=events, cursor=f"{seq}:{line}")
 
     def read_raw_chunks(
@@ -115,7 +120,7 @@ class LocalLogs:
         out: list[tuple[str, bytes]] = []
         total = 0
         while total < max_bytes:
-            chunks = self._chunks(ref, seq, _CHUNK_BATCH)
+            chunks = self._chunks(ref, seq, _RAW_BATCH)
             if not chunks:
                 break
             for chunk_seq, stream, _ts, data in chunks:
@@ -127,6 +132,6 @@ class LocalLogs:
                 seq, line = chunk_seq + 1, 0
                 if total >= max_bytes:
                     break
-            if len(chunks) < _CHUNK_BATCH:
+            if len(chunks) < _RAW_BATCH:
                 break
         return out, f"{seq}:{line}"

@@ -20,7 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 OutputCallback = Callable[[str, float, bytes], None]
-READ_SIZE = 1 << 16
+READ_SIZE = 1 << 20
+PIPE_SIZE = 1 << 20  # Linux lets an unprivileged process grow a pipe to 1 MiB (fs.pipe-max-size)
+F_SETPIPE_SZ = 1031
+# after a large read, let the pipe fill a little: a flood of output then arrives in few large chunks
+# (per-chunk work is what limits capture throughput), while a quiet command's lines still pass at once
+FLOOD_READ = 16 << 10
+FLOOD_PAUSE = 0.001
+LONG_LINE = 1 << 20
 # after the main process exits, how long to keep reading pipes held open by leftovers we could not kill
 DRAIN_AFTER_EXIT = 1.0
 
@@ -34,6 +41,15 @@ class ExitInfo:
     timed_out: bool = False
     stopped: bool = False  # a stop (graceful or kill) was requested
     killed: bool = False  # the group had to be SIGKILLed
+
+
+def _grow_pipe(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    except (ImportError, OSError):  # not Linux, or over the system's limit: the default size works too
+        pass
 
 
 class ManagedProcess:
@@ -76,6 +92,9 @@ class ManagedProcess:
             start_new_session=True,  # own session and process group: signals reach the whole tree
             close_fds=True,
         )
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                _grow_pipe(pipe.fileno())
         return self.proc.pid
 
     # -- stopping -------------------------------------------------------------------------------------
@@ -135,10 +154,12 @@ class ManagedProcess:
                 partial[stream] = data[cut:]
                 if cut:
                     self.on_output(stream, time.time(), data[:cut])
-                elif len(partial[stream]) > READ_SIZE * 16:
+                elif len(partial[stream]) > LONG_LINE:
                     # a 1 MiB line without a newline: hand it over rather than grow without bound
                     self.on_output(stream, time.time(), partial[stream] + b"\n")
                     partial[stream] = b""
+                if len(data) >= FLOOD_READ:
+                    time.sleep(FLOOD_PAUSE)
             now = time.monotonic()
             if now < next_check:
                 continue

@@ -29,7 +29,7 @@ class LocalProvider:
     region: str | None = None
     # the supervisor records the end within milliseconds; the runner may poll this provider often
     poll_interval_min = 0.01
-    poll_interval_max = 0.5
+    poll_interval_max = 0.2
 
     def __init__(self, home: Path, config: LocalConfig | None = None) -> None:
         self.home = Path(home)

@@ -35,9 +35,7 @@ class LocalLockRegister:
         return created == 1
 
     def read(self, name: str) -> Versioned | None:
-        row = (
-            self._state.get().execute("SELECT value, version FROM locks WHERE name = ?", (name,)).fetchone()
-        )
+        row = self._state.get().execute("SELECT value, version FROM locks WHERE name = ?", (name,)).fetchone()
         return None if row is None else Versioned(json.loads(row[0]), str(row[1]))
 
     def replace_if_version(self, name: str, value: dict[str, Any], version: str) -> bool:

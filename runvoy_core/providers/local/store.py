@@ -15,6 +15,7 @@ from runvoy_core.models import Execution, StatusChange
 from runvoy_core.ports.store import ExecutionPage, ExecutionQuery
 from runvoy_core.providers.local import db
 
+
 def _sortable(ts: datetime) -> str:
     """UTC with a fixed width, so that text order is time order."""
     if ts.tzinfo is None:
@@ -45,9 +46,7 @@ class LocalStore:
 
     def get(self, execution_id: str) -> Execution | None:
         row = (
-            self._state.get()
-            .execute("SELECT data FROM executions WHERE id = ?", (execution_id,))
-            .fetchone()
+            self._state.get().execute("SELECT data FROM executions WHERE id = ?", (execution_id,)).fetchone()
         )
         return None if row is None else Execution.model_validate_json(row[0])
 
@@ -137,4 +136,3 @@ class LocalStore:
             "SELECT data FROM events WHERE execution_id = ? ORDER BY seq", (execution_id,)
         )
         return [StatusChange.model_validate_json(r[0]) for r in rows]
-

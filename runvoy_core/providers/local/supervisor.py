@@ -18,6 +18,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,89 @@ from runvoy_core.providers.local.process import ExitInfo, ManagedProcess
 
 HOME_ENV = "RUNVOY_SUPERVISOR_HOME"
 """Where the supervisor finds its databases; removed from the command's environment."""
+MAX_ROW_BYTES = 1 << 20
+MAX_PENDING_BYTES = 64 << 20
+WAL_CHECKPOINT_PAGES = 4096
+"""logs.db checkpoints every 16 MiB of output instead of SQLite's 4 MiB: each checkpoint syncs the disk,
+and a flood of output would otherwise spend its time there."""
+
+
+class LogWriter:
+    """Writes output chunks to logs.db from its own thread (SQLite releases the GIL while it writes, so
+    reading the pipes and writing the database overlap).
+
+    Group commit: while the writer is busy, chunks queue up; the next write merges consecutive chunks of
+    one stream into one row (up to MAX_ROW_BYTES) and commits them together. A command that prints a
+    line now and then gets one row per line at once; a flood of output gets a few large rows.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, execution_id: str) -> None:
+        self.conn = conn
+        self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        self.execution_id = execution_id
+        self.seq = 0
+        self.error: str | None = None
+        self._pending: list[tuple[str, float, bytes]] = []
+        self._pending_bytes = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="runvoy-log-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, stream: str, timestamp: float, data: bytes) -> None:
+        with self._cond:
+            # back-pressure: a stalled disk slows the reader, which slows the command through its pipe
+            while self._pending_bytes > MAX_PENDING_BYTES and not self._closed:
+                self._cond.wait(0.1)
+            self._pending.append((stream, timestamp, data))
+            self._pending_bytes += len(data)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                batch, self._pending, self._pending_bytes = self._pending, [], 0
+                closed = self._closed
+                self._cond.notify_all()
+            if batch:
+                self._write(batch)
+            elif closed:
+                return
+
+    def _write(self, batch: list[tuple[str, float, bytes]]) -> None:
+        rows: list[tuple[str, float, list[bytes], int]] = []
+        for stream, ts, data in batch:
+            last = rows[-1] if rows else None
+            if last is not None and last[0] == stream and last[3] + len(data) <= MAX_ROW_BYTES:
+                last[2].append(data)
+                rows[-1] = (stream, last[1], last[2], last[3] + len(data))
+            else:
+                rows.append((stream, ts, [data], len(data)))
+        params = []
+        for stream, ts, parts, _size in rows:
+            self.seq += 1
+            params.append((self.execution_id, self.seq, stream, ts, b"".join(parts)))
+        failure: Exception | None = None
+        for attempt in range(20):
+            try:
+                with db.write(self.conn):
+                    self.conn.executemany(
+                        "INSERT INTO chunks (execution_id, seq, stream, ts, data) VALUES (?, ?, ?, ?, ?)",
+                        params,
+                    )
+                return
+            except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full...
+                failure = exc
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+        self.error = f"{len(params)} log chunks were lost: {failure}"
 
 
 class Supervisor:
@@ -34,7 +118,7 @@ class Supervisor:
         self.task_id = task_id
         self.state = db.connect_state(home)
         self.logs = db.connect_logs(home)
-        self.seq = 0
+        self.writer: LogWriter | None = None
         self.term_requested = False
         self.execution_id = task_id
 
@@ -55,15 +139,6 @@ class Supervisor:
         if force:
             return 0.0
         return 10.0 if grace is None else float(grace)
-
-    # -- output ---------------------------------------------------------------------------------------
-    def on_output(self, stream: str, timestamp: float, data: bytes) -> None:
-        self.seq += 1
-        # autocommit: one implicit transaction per chunk, the cheapest durable write SQLite offers
-        self.logs.execute(
-            "INSERT INTO chunks (execution_id, seq, stream, ts, data) VALUES (?, ?, ?, ?, ?)",
-            (self.execution_id, self.seq, stream, timestamp, data),
-        )
 
     # -- the run --------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -99,11 +174,12 @@ class Supervisor:
         for name in json.loads(secrets_json):
             if name in os.environ:
                 env[name] = os.environ[name]
+        self.writer = LogWriter(self.logs, execution_id)
         process = ManagedProcess(
             json.loads(argv_json),
             env=env,
             cwd=cwd,
-            on_output=self.on_output,
+            on_output=self.writer.put,
             timeout=timeout,
             grace=grace,
         )
@@ -112,6 +188,7 @@ class Supervisor:
         except OSError as exc:
             now = time.time()
             message = f"cannot start {json.loads(argv_json)[0]!r}: {exc.strerror or exc}"
+            self.writer.close()
             self._finish(ExitInfo(127, None, now, now), error=message, failed_to_start=True)
             return 0
         with db.write(self.state):
@@ -119,8 +196,15 @@ class Supervisor:
                 "UPDATE tasks SET pid = ?, pgid = ?, proc_start = ?, started_at = ? WHERE id = ?",
                 (pid, pid, procinfo.start_time(pid), process.started_at, self.task_id),
             )
-        info = process.run(should_stop=self.should_stop, tick=0.05)
-        self._finish(info)
+        try:
+            info = process.run(should_stop=self.should_stop, tick=0.05)
+        finally:
+            self.writer.close()  # every chunk is in logs.db before the outcome says the task ended
+        self._finish(info, error=self.writer.error)
+        try:  # fold the WAL back now that nobody waits on this process
+            self.logs.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass
         return 0
 
     def _finish(self, info: ExitInfo, *, error: str | None = None, failed_to_start: bool = False) -> None:

@@ -24,7 +24,11 @@ class ComputeConformance(ProviderWaits):
 
     def impossible_request(self) -> ExecutionRequest:
         """A request this provider must refuse in validate() (override for providers that accept it)."""
-        return ExecutionRequest(command="true", image=self.image, resources=Resources(cpu=4096, memory="64TiB"))
+        return ExecutionRequest(
+            command="true",
+            image=self.image,
+            resources=Resources.model_validate({"cpu": 4096, "memory": "64TiB"}),
+        )
 
     # -- exit codes ---------------------------------------------------------------------------------------
     @pytest.mark.parametrize("code", [0, 3])

@@ -33,7 +33,9 @@ class LogsConformance(ProviderWaits):
     def expected(self) -> list[str]:
         return [f"line-{i}" for i in range(1, self.many_lines + 1)]
 
-    def test_more_than_a_page_of_lines_is_complete_and_in_order(self, provider: Any, finished_task: str) -> None:
+    def test_more_than_a_page_of_lines_is_complete_and_in_order(
+        self, provider: Any, finished_task: str
+    ) -> None:
         events = self.read_all(provider, finished_task, limit=1000)
         assert [e.message for e in events] == self.expected()
         assert {e.stream for e in events} == {"stdout"}

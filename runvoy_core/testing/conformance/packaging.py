@@ -57,7 +57,9 @@ class PackagingConformance:
         failures = [f for f in loaded.failures if f.plugin == self.provider_name]
         assert not failures, f"the plugin failed to load: {failures}"
         spec = loaded.registry.get(self.provider_name)
-        assert spec is not None, f"no provider {self.provider_name!r} registered (have {loaded.registry.names()})"
+        assert spec is not None, (
+            f"no provider {self.provider_name!r} registered (have {loaded.registry.names()})"
+        )
         return spec
 
     def test_entry_point_module_imports_no_sdk(self) -> None:

@@ -115,7 +115,9 @@ class StoreConformance:
         assert seen == newest_first, "pages must be newest first, without duplicates or gaps"
 
         failed = store.list(ExecutionQuery(statuses=frozenset({Status.FAILED}), limit=100))
-        assert [e.id for e in failed.executions] == [e.id for e in reversed(created) if e.status == Status.FAILED]
+        assert [e.id for e in failed.executions] == [
+            e.id for e in reversed(created) if e.status == Status.FAILED
+        ]
 
         since = store.list(ExecutionQuery(since=BASE + timedelta(minutes=8), limit=100))
         assert [e.id for e in since.executions] == newest_first[:3]

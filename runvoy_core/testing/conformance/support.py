@@ -84,8 +84,10 @@ class ProviderWaits:
         events: list[LogEvent] = []
         cursor = None
         for _ in range(100_000):
-            page = provider.logs.read(ref, cursor, limit, pattern) if pattern else provider.logs.read(
-                ref, cursor, limit
+            page = (
+                provider.logs.read(ref, cursor, limit, pattern)
+                if pattern
+                else provider.logs.read(ref, cursor, limit)
             )
             assert len(page.events) <= limit, f"read() returned {len(page.events)} events, limit was {limit}"
             events.extend(page.events)

@@ -86,7 +86,9 @@ def _validate_container(index: int, container: Any) -> Problem | None:
     if not isinstance(props.get("image"), str) or not props["image"]:
         return "InvalidContainerImage", f"{where}.properties.image is required"
     command = props.get("command")
-    if command is not None and (not isinstance(command, list) or not all(isinstance(c, str) for c in command)):
+    if command is not None and (
+        not isinstance(command, list) or not all(isinstance(c, str) for c in command)
+    ):
         return "InvalidRequestContent", f"{where}.properties.command must be a list of strings"
     resources = props.get("resources")
     if not isinstance(resources, dict) or not isinstance(resources.get("requests"), dict):
@@ -94,7 +96,10 @@ def _validate_container(index: int, container: Any) -> Problem | None:
     requests = resources["requests"]
     cpu, memory = requests.get("cpu"), requests.get("memoryInGB")
     if not _number(cpu) or not _number(memory):
-        return "InvalidRequestContent", f"{where}.properties.resources.requests needs numeric cpu and memoryInGB"
+        return (
+            "InvalidRequestContent",
+            f"{where}.properties.resources.requests needs numeric cpu and memoryInGB",
+        )
     if cpu <= 0 or memory <= 0:
         return "InvalidContainerResourceRequests", "cpu and memoryInGB must be greater than zero"
     for variable in props.get("environmentVariables") or []:

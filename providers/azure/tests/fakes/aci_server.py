@@ -51,7 +51,7 @@ _OPERATION = re.compile(
 
 def stamp(epoch: float) -> str:
     """RFC 3339 with nanoseconds, as ACI's log lines and Docker write them."""
-    nanos = int(round(epoch * 1e9))
+    nanos = round(epoch * 1e9)
     seconds, rest = divmod(nanos, 1_000_000_000)
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{rest:09d}Z"
 
@@ -157,6 +157,8 @@ class FakeAci:
         self.hold_pending = False
         """New groups are never placed (they stay Pending until stopped or deleted)."""
         self.drop_logs_on_stop = True
+        self.missing_images: set[str] = {"registry.example/does-not-exist:1"}
+        """Images whose pull fails: the group ends Failed with a Warning event, as ACI reports it."""
         self.httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -247,9 +249,7 @@ class FakeAci:
 
     # -- resources ----------------------------------------------------------------------------------------------
     def _group_id(self, group: Group) -> str:
-        return (
-            f"/subscriptions/{group.sub}/resourceGroups/{group.rg}/providers/{PROVIDER}/containerGroups/{group.name}"
-        )
+        return f"/subscriptions/{group.sub}/resourceGroups/{group.rg}/providers/{PROVIDER}/containerGroups/{group.name}"
 
     def render(self, group: Group, *, instance_view: bool = True) -> dict[str, Any]:
         body = copy.deepcopy(group.body)
@@ -286,13 +286,21 @@ class FakeAci:
         image = group.container["properties"]["image"]
         group.events = [self.event("Pulling", f'pulling image "{image}"', now)]
         group.container_state = {"state": "Waiting", "detailStatus": "Pulling image"}
+        if image in self.missing_images:
+            message = f'Failed to pull image "{image}": manifest unknown'
+            group.events.append(self.event("Failed", message, now, kind="Warning"))
+            group.container_state = {"state": "Waiting", "detailStatus": "ErrImagePull"}
+            group.provisioning, group.state = "Failed", "Failed"
+            return
         props = group.container["properties"]
         argv = props.get("command") or ["/bin/sh", "-c", "true"]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
         for variable in props.get("environmentVariables") or []:
             env[variable["name"]] = variable.get("value") or variable.get("secureValue") or ""
         key = f"{group.rg}/{group.name}#{self.launches[group.name]}"
-        group.task = self.simulator.launch(key, argv, env, AciAdapter(self, group), start_delay=self.start_delay)
+        group.task = self.simulator.launch(
+            key, argv, env, AciAdapter(self, group), start_delay=self.start_delay
+        )
 
     def put_group(self, sub: str, rg: str, name: str, body: Any) -> tuple[int, Group]:
         problem = validate_name(name) or validate_group(body)
@@ -377,7 +385,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             return json.loads(raw)
         except ValueError:
-            raise ArmError(400, "InvalidRequestContent", "The request content could not be deserialized.") from None
+            raise ArmError(
+                400, "InvalidRequestContent", "The request content could not be deserialized."
+            ) from None
 
     def _handle(self, method: str) -> None:
         parsed = urlparse(self.path)
@@ -388,9 +398,15 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._body() if method in ("PUT", "POST", "PATCH") else None
             if not self.headers.get("Authorization", "").startswith("Bearer "):
-                raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+                raise ArmError(
+                    401,
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing.",
+                )
             if query.get("api-version", [None])[0] is None:
-                raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
+                raise ArmError(
+                    400, "MissingApiVersionParameter", "The api-version query parameter is required."
+                )
             fault = fake._fault_for(method, path)
             if fault is not None and fault.status is not None:
                 self._error(fault.status, "InjectedFault", f"injected {fault.status}", fault.headers)
@@ -415,7 +431,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if op is None:
                     raise ArmError(404, "OperationNotFound", "no such operation")
                 group = fake.groups.get((op[0], op[1]))
-                done = group is None or group.state is not None and group.state != "Pending"
+                done = group is None or (group.state is not None and group.state != "Pending")
             return 200, {"id": match["op"], "status": "Succeeded" if done else "InProgress"}, None
         match = _RESOURCE_GROUP.match(path)
         if match:
@@ -424,7 +440,11 @@ class _Handler(BaseHTTPRequestHandler):
                 location = fake.resource_groups.get(rg.lower())
                 if location is None:
                     raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
-                return 200, {"name": rg, "location": location, "properties": {"provisioningState": "Succeeded"}}, None
+                return (
+                    200,
+                    {"name": rg, "location": location, "properties": {"provisioningState": "Succeeded"}},
+                    None,
+                )
             if method == "PUT":
                 fake.resource_groups[rg.lower()] = (body or {}).get("location", "eastus")
                 return 201, {"name": rg, "location": fake.resource_groups[rg.lower()]}, None
@@ -465,6 +485,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ArmError(405, "MethodNotAllowed", method)
             if match["container"] != group.container["name"]:
                 raise ArmError(404, "ContainerNotFound", f"container '{match['container']}' not found")
+            if group.state is None:
+                raise ArmError(400, "ContainerGroupNotReady", f"container group '{name}' is not ready yet")
             tail = query.get("tail", [None])[0]
             timestamps = query.get("timestamps", ["false"])[0].lower() == "true"
             content = fake.logs(group, int(tail) if tail is not None else None, timestamps)

@@ -5,6 +5,7 @@ An expression outside this subset is refused (as the real API refuses an invalid
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ _TIMESTAMP_FIELDS = {"timestamp", "receiveTimestamp"}
 Predicate = Callable[[dict[str, Any]], bool]
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_instant(text: str) -> tuple[int, int]:
     """(epoch seconds, nanoseconds) of an RFC 3339 timestamp, keeping all nine fraction digits."""
     m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)$", text)

@@ -1,0 +1,128 @@
+"""The real `runvoy` console script in a subprocess: exit codes, live streaming, Ctrl-C, and SIGKILL of an
+attached CLI (nothing is lost: the record converges on the next `status`, the logs are complete)."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+Script = Callable[..., subprocess.CompletedProcess[str]]
+CleanError = Callable[..., None]
+
+
+def _start(runvoy_bin: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [runvoy_bin, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"no output within {timeout}s"
+    return proc.stdout.readline()
+
+
+def _status(script: Script, execution_id: str) -> dict[str, Any]:
+    result = script("status", execution_id, "--json")
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def test_exit_codes_and_streams(script: Script, clean_error: CleanError) -> None:
+    hello = script("run", "echo hello")
+    assert (hello.returncode, hello.stdout) == (0, "hello\n")
+    mixed = script("run", "echo out; echo err >&2; exit 3")
+    assert mixed.returncode == 3 and mixed.stdout == "out\n"
+    assert mixed.stderr.startswith("err\n") and "FAILED (exit 3)" in mixed.stderr
+    clean_error(script("run", "--memory", "lots", "true"), 2, "--memory")
+    clean_error(script("status", "0000"), 125, "no execution '0000'")
+    clean_error(script("run", "--provider", "nosuch", "true"), 125, "unknown provider")
+
+
+def test_output_is_streamed_while_the_command_runs(runvoy_bin: str) -> None:
+    proc = _start(runvoy_bin, "run", "echo first; sleep 2; echo second")
+    try:
+        assert _read_line(proc, timeout=5) == "first\n"
+        assert proc.poll() is None, "the first line came only at the end"
+        assert _read_line(proc, timeout=5) == "second\n"
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_sigkill_of_an_attached_cli_loses_nothing(runvoy_bin: str, script: Script) -> None:
+    proc = _start(runvoy_bin, "run", 'echo "id=$RUNVOY_EXECUTION_ID"; sleep 1; echo end; exit 7')
+    line = _read_line(proc, timeout=5)
+    execution_id = line.strip().removeprefix("id=")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=5)
+    assert proc.returncode == -signal.SIGKILL
+    # the dead watcher never wrote the end: the stored record is still active...
+    stored = json.loads(script("list", "--no-refresh", "--json").stdout)
+    assert [e["id"] for e in stored] == [execution_id]
+    assert stored[0]["status"] in ("STARTING", "RUNNING")
+    # ...and the next `status` converges it to the real outcome once the command has ended
+    deadline = time.monotonic() + 15
+    while (final := _status(script, execution_id))["status"] in ("STARTING", "RUNNING"):
+        assert time.monotonic() < deadline, final
+        time.sleep(0.2)
+    assert (final["status"], final["exit_code"]) == ("FAILED", 7)
+    assert final["finished_at"] is not None and [e["event"] for e in final["events"]][-1] == "finished"
+    logs = script("logs", execution_id)
+    assert logs.stdout == f"id={execution_id}\nend\n"
+    assert script("wait", execution_id, "-q").returncode == 7
+
+
+def test_ctrl_c_once_stops_gracefully(runvoy_bin: str, script: Script) -> None:
+    proc = _start(runvoy_bin, "run", 'echo "id=$RUNVOY_EXECUTION_ID"; sleep 30')
+    execution_id = _read_line(proc, timeout=5).strip().removeprefix("id=")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert "stopping" in err and "Traceback" not in err
+    final = _status(script, execution_id)
+    assert final["status"] == "CANCELLED"
+    assert proc.returncode == final["exit_code"] == 143  # 128 + SIGTERM, as a shell reports it
+
+
+def test_ctrl_c_twice_kills(runvoy_bin: str, script: Script) -> None:
+    # the command ignores SIGTERM (and so does its sleep), so only the second Ctrl-C's SIGKILL ends it
+    proc = _start(
+        runvoy_bin, "run", "--stop-grace", "60s", "trap '' TERM; echo \"id=$RUNVOY_EXECUTION_ID\"; sleep 30"
+    )
+    execution_id = _read_line(proc, timeout=5).strip().removeprefix("id=")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert proc.poll() is None, "a graceful stop must not end a command that ignores SIGTERM"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert "killing" in err
+    final = _status(script, execution_id)
+    assert final["status"] == "CANCELLED"
+    assert proc.returncode == final["exit_code"] == 137  # 128 + SIGKILL
+
+
+def test_a_closed_output_pipe_stops_the_run_like_a_pipeline(runvoy_bin: str, script: Script) -> None:
+    done = subprocess.run(
+        ["/bin/sh", "-c", f"'{runvoy_bin}' run yes | head -2"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=os.environ.copy(),
+    )
+    assert done.stdout == "y\ny\n"
+    assert "stdout was closed; stopping" in done.stderr
+    listed = json.loads(script("list", "--json").stdout)
+    assert [e["status"] for e in listed] == ["CANCELLED"]
