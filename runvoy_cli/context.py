@@ -64,7 +64,14 @@ def handle_errors(func: F) -> F:
 
         try:
             return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+        except (
+            click.exceptions.Exit,
+            click.exceptions.Abort,
+            click.ClickException,
+            SystemExit,
+            BrokenPipeError,
+            KeyboardInterrupt,
+        ):
             raise
         except (RunvoyError, Exception) as exc:
             from runvoy_cli.main import render_error

@@ -283,10 +283,22 @@ class Runner:
                 self._observe_active(handle, state)
             self._renew(handle)
             self._enforce(handle)
-            time.sleep(interval)
+            self._pause(handle, interval)
             interval = min(interval * 1.5, self.poll_max)
             if handle.cancel or handle.stop_sent_at:
                 interval = min(interval, 0.5)
+
+    def _pause(self, handle: RunHandle, interval: float) -> None:
+        """Sleep between polls; a provider that can block on the task's end (local) wakes us at once."""
+        waiter = getattr(self.provider.compute, "wait", None)
+        ref = handle.execution.task_ref
+        if waiter is None or ref is None:
+            time.sleep(interval)
+            return
+        try:
+            waiter(ref, interval)
+        except TransientProviderError:
+            time.sleep(interval)
 
     def _describe(self, handle: RunHandle) -> TaskState | None:
         assert handle.execution.task_ref is not None

@@ -19,16 +19,17 @@ _SECRET_KEY = re.compile(
 _URL_KEY = re.compile(r"url$", re.IGNORECASE)
 
 
-def mask(data: Any, key: str = "") -> Any:
-    """A copy of ``data`` with secret-looking values replaced; URLs keep only scheme and host (webhook URLs
-    carry their token in the path)."""
+def mask(data: Any, key: str = "", *, inherited: bool = False) -> Any:
+    """A copy of ``data`` with secret-looking values replaced (everything under a secret-looking key, e.g.
+    ``secret_values = {db = "..."}``); URLs keep only scheme and host (webhook URLs carry a token in the path)."""
+    secret = inherited or bool(_SECRET_KEY.search(key))
     if isinstance(data, dict):
-        return {k: mask(v, str(k)) for k, v in data.items()}
+        return {k: mask(v, str(k), inherited=secret) for k, v in data.items()}
     if isinstance(data, list):
-        return [mask(v, key) for v in data]
+        return [mask(v, key, inherited=secret) for v in data]
     if data is None or data == "" or isinstance(data, bool | int | float):
         return data
-    if _SECRET_KEY.search(key):
+    if secret:
         return MASK
     if _URL_KEY.search(key) and isinstance(data, str):
         match = re.match(r"^([a-z][a-z0-9+.-]*://)(?:[^@/]*@)?([^/?#]*)(.*)$", data, re.IGNORECASE)

@@ -27,7 +27,7 @@ EXIT_INTERRUPTED = 130
 LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
 
 
-@click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("run")
 @click.argument("command", nargs=-1, metavar="COMMAND...")
 @click.option(
     "--provider", "-p", metavar="NAME", help="Provider to run on (default: the config's, else local)."
@@ -58,7 +58,12 @@ LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
 )
 @click.option("--lock-timeout", metavar="DURATION", help="How long --on-conflict wait waits (default 10m).")
 @click.option("--region", metavar="REGION", help="Cloud region (default: the provider's).")
-@click.option("--arch", type=click.Choice(["x86_64", "arm64", "amd64", "aarch64"]), default=None)
+@click.option(
+    "--arch",
+    type=click.Choice(["x86_64", "arm64", "amd64", "aarch64"]),
+    default=None,
+    help="CPU architecture.",
+)
 @click.option("--spot", is_flag=True, default=None, help="Use spot/preemptible capacity where supported.")
 @click.option("--workdir", metavar="DIR", help="Working directory of the command.")
 @click.option(
@@ -110,7 +115,8 @@ def cli(
       runvoy run --lock deploy --on-conflict wait "./deploy.sh"
       runvoy run -f nightly.yaml
 
-    Exit codes: the command's own; 124 after --timeout; 75 when the lock is held; 125 when runvoy fails.
+    Exit codes: the command's own; 124 after --timeout; 75 when the lock is held; 125 when runvoy fails;
+    2 for bad usage.
     Ctrl-C once stops the run gracefully, twice kills it.
     """
     if playbook and command:

@@ -118,5 +118,19 @@ def provider(aws_config):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def data_provider(aws_config):  # type: ignore[no-untyped-def]
+    """A provider with only its DynamoDB tables and bucket (store and lock tests need no cluster)."""
+    from runvoy_aws.provider import create_provider
+    from runvoy_aws.setup import AwsSetup
+
+    made = create_provider(aws_config, None)
+    steps = AwsSetup(made.clients, made.config, "us-east-1")
+    for step in (steps._executions_table, steps._locks_table, steps._bucket):
+        step(False)
+    yield made
+    made.close()
+
+
+@pytest.fixture
 def sim(aws_simulator: AwsSimulator, moto: str) -> AwsSimulator:
     return aws_simulator

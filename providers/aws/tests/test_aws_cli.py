@@ -22,11 +22,18 @@ def needs(*modules: str) -> None:
 
 
 @pytest.fixture
-def aws_env(moto, sim, monkeypatch) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def aws_cli_env(moto, sim, monkeypatch) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """The CLI configured through RUNVOY_PROVIDERS__AWS__* (what a user's environment would do)."""
     env = {f"RUNVOY_PROVIDERS__AWS__{k.upper()}": str(v) for k, v in config_dict(moto).items()}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def aws_env(aws_cli_env) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """... and the account set up."""
+    env = aws_cli_env
     from runvoy_core.api import Runvoy
 
     with Runvoy(provider="aws") as rv:
@@ -172,3 +179,28 @@ def test_a_lock_conflict_is_detected_across_two_processes(aws_env) -> None:
     assert other.returncode == 75, other.stderr
     assert "nightly" in other.stderr and "never" not in other.stdout
     assert holder["result"].exit_code == 0, holder["result"].output
+
+
+def test_setup_dry_run_then_apply_then_nothing_to_do(aws_cli_env) -> None:
+    needs("runvoy_cli.commands.setup")
+    dry = invoke("--provider", "aws", "setup", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert {s["action"] for s in json.loads(dry.stdout)} >= {"would create"}
+    applied = invoke("--provider", "aws", "setup")
+    assert applied.exit_code == 0, applied.output
+    assert "created" in applied.stdout and "runvoy-executions" in applied.stdout
+    again = json.loads(invoke("--provider", "aws", "setup", "--json").stdout)
+    assert {s["action"] for s in again} == {"exists"}, again
+
+
+def test_reconcile_and_list(aws_env) -> None:
+    needs("runvoy_cli.commands.reconcile", "runvoy_cli.commands.listing", "runvoy_cli.commands.run")
+    started = invoke("--provider", "aws", "run", "--detach", "echo quick")
+    execution_id = started.stdout.strip().splitlines()[-1]
+    time.sleep(1.0)  # the task ends; nobody watches it
+    result = invoke("--provider", "aws", "reconcile")
+    assert result.exit_code == 0, result.output
+    listed = invoke("--provider", "aws", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    records = json.loads(listed.stdout)
+    assert [(r["id"], r["status"]) for r in records] == [(execution_id, "SUCCEEDED")]

@@ -72,14 +72,14 @@ class TestAwsLogs(LogsConformance):
 
 class TestAwsStore(StoreConformance):
     @pytest.fixture
-    def store(self, conformance_provider: Any) -> Any:
-        return conformance_provider.store
+    def store(self, data_provider: Any) -> Any:
+        return data_provider.store
 
 
 class TestAwsLockRegister(LockRegisterConformance):
     @pytest.fixture
-    def register(self, conformance_provider: Any) -> Any:
-        return conformance_provider.locks
+    def register(self, data_provider: Any) -> Any:
+        return data_provider.locks
 
 
 class TestAwsPackaging(PackagingConformance):

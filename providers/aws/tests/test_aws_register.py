@@ -5,8 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 
-def test_create_if_absent_has_exactly_one_winner(provider) -> None:
-    register = provider.locks
+def test_create_if_absent_has_exactly_one_winner(data_provider) -> None:
+    register = data_provider.locks
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(lambda i: register.create_if_absent("nightly", {"owner": i}), range(20)))
     assert results.count(True) == 1
@@ -14,8 +14,8 @@ def test_create_if_absent_has_exactly_one_winner(provider) -> None:
     assert entry is not None and entry.version == "1" and entry.value["owner"] == results.index(True)
 
 
-def test_replace_if_version_is_a_compare_and_swap(provider) -> None:
-    register = provider.locks
+def test_replace_if_version_is_a_compare_and_swap(data_provider) -> None:
+    register = data_provider.locks
     assert register.read("ci") is None
     assert register.create_if_absent("ci", {"state": "held", "fence": 1})
     first = register.read("ci")
@@ -27,8 +27,8 @@ def test_replace_if_version_is_a_compare_and_swap(provider) -> None:
     assert not register.replace_if_version("ci", {}, "not-a-version")
 
 
-def test_concurrent_swaps_on_one_version_have_one_winner(provider) -> None:
-    register = provider.locks
+def test_concurrent_swaps_on_one_version_have_one_winner(data_provider) -> None:
+    register = data_provider.locks
     register.create_if_absent("race", {"n": 0})
     seen = register.read("race").version
     with ThreadPoolExecutor(max_workers=10) as pool:
@@ -36,8 +36,8 @@ def test_concurrent_swaps_on_one_version_have_one_winner(provider) -> None:
     assert wins.count(True) == 1
 
 
-def test_list_returns_every_lock(provider) -> None:
-    register = provider.locks
+def test_list_returns_every_lock(data_provider) -> None:
+    register = data_provider.locks
     for name in ("b", "a", "c"):
         register.create_if_absent(name, {"name": name})
     assert [name for name, _ in register.list()] == ["a", "b", "c"]

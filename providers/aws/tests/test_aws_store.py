@@ -24,8 +24,8 @@ def record(i: int, status: Status = Status.SUCCEEDED, **labels: str) -> Executio
     )
 
 
-def test_create_get_update_with_versions(provider) -> None:
-    store = provider.store
+def test_create_get_update_with_versions(data_provider) -> None:
+    store = data_provider.store
     created = store.create(record(1, Status.PENDING))
     assert created.version == 1
     with pytest.raises(AlreadyExists):
@@ -43,8 +43,8 @@ def test_create_get_update_with_versions(provider) -> None:
     assert store.get("nothere00000") is None
 
 
-def test_list_is_newest_first_with_cursor_and_status_filter_without_scan(provider) -> None:
-    store = provider.store
+def test_list_is_newest_first_with_cursor_and_status_filter_without_scan(data_provider) -> None:
+    store = data_provider.store
     statuses = [
         Status.SUCCEEDED,
         Status.FAILED,
@@ -56,7 +56,7 @@ def test_list_is_newest_first_with_cursor_and_status_filter_without_scan(provide
     for i, status in enumerate(statuses):
         store.create(record(i, status, team="a" if i % 2 else "b"))
     counter = CallCounter()
-    counter.attach_provider(provider)
+    counter.attach_provider(data_provider)
 
     page = store.list(ExecutionQuery(limit=4))
     assert [e.id[:4] for e in page.executions] == ["0005", "0004", "0003", "0002"]
@@ -79,8 +79,8 @@ def test_list_is_newest_first_with_cursor_and_status_filter_without_scan(provide
     assert counter.of("Scan") == 0 and counter.of("Query") > 0
 
 
-def test_resolve_prefix_uses_the_id_index(provider) -> None:
-    store = provider.store
+def test_resolve_prefix_uses_the_id_index(data_provider) -> None:
+    store = data_provider.store
     for i in (1, 2, 12):
         store.create(record(i))
     assert store.resolve_prefix("0001") == ["0001aaaaaaaa"]
@@ -89,8 +89,8 @@ def test_resolve_prefix_uses_the_id_index(provider) -> None:
     assert store.resolve_prefix("ffff") == []
 
 
-def test_events_come_back_in_order(provider) -> None:
-    store = provider.store
+def test_events_come_back_in_order(data_provider) -> None:
+    store = data_provider.store
     store.create(record(1))
     for n, status in enumerate([Status.PENDING, Status.STARTING, Status.RUNNING, Status.SUCCEEDED]):
         store.append_event(
@@ -102,12 +102,12 @@ def test_events_come_back_in_order(provider) -> None:
     assert store.events("nothere00000") == []
 
 
-def test_a_large_record_is_kept_in_s3(provider) -> None:
+def test_a_large_record_is_kept_in_s3(data_provider) -> None:
     big = record(7)
     big.error = "x" * 350_000
-    provider.store.create(big)
-    item = provider.clients.client("dynamodb").get_item(
+    data_provider.store.create(big)
+    item = data_provider.clients.client("dynamodb").get_item(
         TableName="runvoy-executions", Key={"pk": {"S": f"exec#{big.id}"}, "sk": {"S": "record"}}
     )["Item"]
     assert "body" not in item and item["body_key"]["S"] == f"records/{big.id}.json"
-    assert provider.store.get(big.id).error == big.error
+    assert data_provider.store.get(big.id).error == big.error
