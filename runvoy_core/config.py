@@ -1,4 +1,4 @@
-"""Settings: defaults < config file (top level, then the selected profile) < RUNVOY_* environment < explicit
+"""Settings (a pydantic model): defaults < config file (top level, then the selected profile) < RUNVOY_* environment < explicit
 arguments.
 
 The config file is TOML, at ``$RUNVOY_CONFIG`` or ``<user config dir>/runvoy/config.toml``::
@@ -12,18 +12,21 @@ The config file is TOML, at ``$RUNVOY_CONFIG`` or ``<user config dir>/runvoy/con
     cluster = "ci"
 
 Environment: ``RUNVOY_PROVIDER``, ``RUNVOY_HOME``, ``RUNVOY_PROVIDERS__AWS__REGION`` (``__`` nests).
+
+The layering is done here rather than with pydantic-settings: importing pydantic-settings costs about three
+times as much as pydantic itself (decision 0007), more than the whole start-up budget of ``runvoy run``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runvoy_core.errors import ConfigError
 from runvoy_core.models import Seconds
@@ -89,22 +92,35 @@ def read_config_file(path: Path, profile: str | None) -> dict[str, Any]:
     return data
 
 
-class _FileSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = data
+def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``RUNVOY_<FIELD>`` and ``RUNVOY_<FIELD>__<KEY>...`` for the fields of Settings; other RUNVOY_*
+    variables (RUNVOY_CONFIG, RUNVOY_EXECUTION_ID inside a task...) are not settings and are ignored."""
+    data: dict[str, Any] = {}
+    for name, raw in (os.environ if environ is None else environ).items():
+        if not name.startswith("RUNVOY_"):
+            continue
+        path = [part.lower() for part in name[len("RUNVOY_") :].split("__")]
+        if path[0] not in Settings.model_fields or not all(path):
+            continue
+        value: Any = raw
+        if raw[:1] in ("[", "{"):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = raw
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node[path[-1]] = value
+    return data
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
 
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
-
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="RUNVOY_", env_nested_delimiter="__", extra="forbid", validate_default=False
-    )
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
     provider: str = "local"
     profile: str = "default"
@@ -119,19 +135,6 @@ class Settings(BaseSettings):
     """A run still not RUNNING after this long is stopped and marked FAILED (clouds can sit in PENDING)."""
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
-
-    _file_data: dict[str, Any] = {}
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _FileSource(settings_cls, cls._file_data)
 
     def provider_section(self, name: str) -> dict[str, Any]:
         return dict(self.providers.get(name, {}))
@@ -154,17 +157,14 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
     overrides = {k: v for k, v in overrides.items() if v is not None}
     profile = overrides.get("profile") or os.environ.get("RUNVOY_PROFILE")
     file_data = read_config_file(path, profile)
+    data = _deep_merge(_deep_merge(file_data, read_environment()), overrides)
     try:
-        # the file source reads a class attribute, as pydantic-settings builds sources per class
-        Settings._file_data = file_data
-        return Settings(**overrides)
+        return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
             f"invalid configuration: {describe_validation_error(exc)}",
             hint=f"fix it in {path} or in the RUNVOY_* environment; see: runvoy config show",
         ) from None
-    finally:
-        Settings._file_data = {}
 
 
 def describe_validation_error(exc: ValidationError) -> str:

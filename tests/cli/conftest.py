@@ -28,7 +28,7 @@ class Outcome:
 
 
 def _invoke(*args: str) -> Outcome:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=True)
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=True, prog_name="runvoy")
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         # an exception that escaped the command is a bug: show it, with its traceback
         raise result.exception

@@ -245,3 +245,12 @@ def test_playbook_step_timeout(invoke: Invoke, tmp_path: Path) -> None:
     assert result.code == 124
     assert "==> [1/2] slow: timed out after 1s; stopping the playbook" in result.err
     assert "unreachable" not in result.out
+
+
+def test_every_command_has_help(invoke: Invoke) -> None:
+    from runvoy_cli.main import COMMANDS
+
+    for name in COMMANDS:
+        result = invoke(name, "--help")
+        assert result.code == 0, (name, result.err)
+        assert result.out.startswith(f"Usage: runvoy {name} ")

@@ -58,3 +58,16 @@ def test_unknown_key_and_bad_value_name_the_field(tmp_path: Path) -> None:
 def test_unknown_profile(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no profile 'prod'"):
         load_settings(write(tmp_path / "c.toml", "[profiles.dev]\n"), profile="prod")
+
+
+def test_environment_nesting_json_and_foreign_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNVOY_PROVIDERS__AWS__REGION", "us-west-2")
+    monkeypatch.setenv("RUNVOY_PROVIDERS__AWS__SUBNETS", '["subnet-1", "subnet-2"]')
+    monkeypatch.setenv("RUNVOY_NOTIFY__WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    monkeypatch.setenv("RUNVOY_EXECUTION_ID", "abc")  # set inside tasks: not a setting, must be ignored
+    settings = load_settings(tmp_path / "absent.toml")
+    assert settings.providers["aws"] == {"region": "us-west-2", "subnets": ["subnet-1", "subnet-2"]}
+    assert settings.notify.webhook_url == "http://127.0.0.1:9/hook"
+    monkeypatch.setenv("RUNVOY_LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError, match="log_level"):
+        load_settings(tmp_path / "absent.toml")
