@@ -112,17 +112,24 @@ _patch_version()
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; RunvoyError becomes a one-line message with a hint and its exit code (never a traceback)."""
     try:
-        return cli.main(args=argv, prog_name="runvoy", standalone_mode=True)
-    except SystemExit:
-        raise
+        result = cli.main(args=argv, prog_name="runvoy", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
     except BrokenPipeError:
         # the reader went away (`runvoy list | head`): stop quietly, as cat and grep do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(141)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 def render_error(exc: BaseException) -> int:

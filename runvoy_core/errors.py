@@ -29,9 +29,10 @@ class RunvoyError(Exception):
 
 
 class UsageError(RunvoyError):
-    """Bad input: a value, a flag, a request that can never be valid."""
+    """Bad input: a value or a request that can never be valid. Exit 125 like ``docker run --memory lots``;
+    2 is left to the parser's own errors (unknown option, missing argument), as decision 0004 says."""
 
-    exit_code = 2
+    exit_code = 125
     default_hint = "see --help for the accepted forms"
 
 
@@ -117,5 +118,5 @@ class StartFailed(ProviderError):
 class ImageNotSupported(UsageError):
     default_hint = (
         "the local provider runs commands on this machine; configure a container runtime "
-        "(RUNVOY_LOCAL__CONTAINER_RUNTIME=podman) or pick a cloud provider with --provider"
+        "(RUNVOY_PROVIDERS__LOCAL__CONTAINER_RUNTIME=podman) or pick a cloud provider with --provider"
     )

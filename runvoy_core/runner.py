@@ -223,6 +223,9 @@ class Runner:
             handle.next_renew = time.monotonic() + lease.renew_interval
         try:
             self._start_task(handle)
+        except (KeyboardInterrupt, SystemExit):
+            # the task may have started: leave the record for the next reader to converge (find by id)
+            raise
         except BaseException as exc:
             reason = exc.message if isinstance(exc, RunvoyError) else f"{type(exc).__name__}: {exc}"
             self._finish_without_task(handle, Status.FAILED, f"failed to start: {reason}")

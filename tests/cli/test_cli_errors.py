@@ -1,7 +1,8 @@
 """Bad input gives one line of error, a hint and the right exit code; never a traceback.
 
-Exit codes: 2 for usage errors (click's own and malformed option values, which are ValidationFailed),
-125 when runvoy itself cannot do it (unknown provider, unknown id, broken config), as in docs/decisions/0004.
+Exit codes: 2 for the parser's own usage errors (unknown option, missing argument, bad choice); 125 for
+values runvoy rejects and when runvoy cannot do it (unknown provider, unknown id, broken config), as in
+docs/decisions/0004 and 0912.
 """
 
 from __future__ import annotations
@@ -24,22 +25,22 @@ CleanError = Callable[..., None]
     [
         (["run", "--provider", "nosuch", "true"], 125, ["unknown provider 'nosuch'", "local)"]),
         (["--provider", "nosuch", "list"], 125, ["unknown provider 'nosuch'"]),
-        (["run", "--memory", "lots", "true"], 2, ["--memory", "'lots'", "512MiB"]),
-        (["run", "--timeout", "-1", "true"], 2, ["--timeout", "'-1'", "positive duration"]),
-        (["run", "--timeout", "soon", "true"], 2, ["--timeout"]),
-        (["run", "--cpu", "fast", "true"], 2, ["--cpu", "vCPU"]),
-        (["run", "--env", "NOEQUALS", "true"], 2, ["--env 'NOEQUALS'", "NAME=VALUE"]),
-        (["run", "--env", "1BAD=x", "true"], 2, ["environment variable name '1BAD'"]),
-        (["run", "--label", "Team=x", "true"], 2, ["label key 'Team'"]),
-        (["run", "--lock", "bad name!", "true"], 2, ["lock name"]),
-        (["run", "-f", "no-such-playbook.yaml"], 2, ["playbook file 'no-such-playbook.yaml' not found"]),
-        (["run", "--spot", "true"], 2, ["does not support --spot"]),
-        (["run", "--image", "alpine", "true"], 2, ["image"]),
+        (["run", "--memory", "lots", "true"], 125, ["--memory", "'lots'", "512MiB"]),
+        (["run", "--timeout", "-1", "true"], 125, ["--timeout", "'-1'", "positive duration"]),
+        (["run", "--timeout", "soon", "true"], 125, ["--timeout"]),
+        (["run", "--cpu", "fast", "true"], 125, ["--cpu", "vCPU"]),
+        (["run", "--env", "NOEQUALS", "true"], 125, ["--env 'NOEQUALS'", "NAME=VALUE"]),
+        (["run", "--env", "1BAD=x", "true"], 125, ["environment variable name '1BAD'"]),
+        (["run", "--label", "Team=x", "true"], 125, ["label key 'Team'"]),
+        (["run", "--lock", "bad name!", "true"], 125, ["lock name"]),
+        (["run", "-f", "no-such-playbook.yaml"], 125, ["playbook file 'no-such-playbook.yaml' not found"]),
+        (["run", "--spot", "true"], 125, ["does not support --spot"]),
+        (["run", "--image", "alpine", "true"], 125, ["image"]),
         (["status", "ffffffffffff"], 125, ["no execution 'ffffffffffff'", "runvoy list"]),
         (["logs", "ffff"], 125, ["no execution 'ffff'"]),
         (["kill", "ffff"], 125, ["no execution 'ffff'"]),
         (["wait", "ffff"], 125, ["no execution 'ffff'"]),
-        (["list", "--since", "yesterday"], 2, ["--since"]),
+        (["list", "--since", "yesterday"], 125, ["--since"]),
     ],
 )
 def test_bad_input_is_one_clean_line(
@@ -83,7 +84,7 @@ def test_ambiguous_prefix(invoke: Invoke, clean_error: CleanError) -> None:
                 status=Status.SUCCEEDED,
             )
         )
-    clean_error(invoke("status", "abcdef"), 2, "'abcdef' matches more than one execution", "more characters")
+    clean_error(invoke("status", "abcdef"), 125, "'abcdef' matches more than one execution", "more characters")
     assert invoke("status", "abcdef000002", "--json").code == 0
 
 
@@ -103,7 +104,7 @@ def test_unknown_setting_names_the_field(invoke: Invoke, clean_error: CleanError
 def test_invalid_yaml_playbook(invoke: Invoke, clean_error: CleanError, tmp_path: Path) -> None:
     book = tmp_path / "broken.yaml"
     book.write_text("steps:\n  - run: echo hi\n   name: x\n")
-    clean_error(invoke("run", "-f", str(book)), 2, "is not valid YAML at line 3")
+    clean_error(invoke("run", "-f", str(book)), 125, "is not valid YAML at line 3")
 
 
 def test_playbook_schema_error_names_the_field(
@@ -112,5 +113,5 @@ def test_playbook_schema_error_names_the_field(
     book = tmp_path / "p.yaml"
     book.write_text("memory: 1GiB\nsteps:\n  - name: a\n    rn: echo typo\n")
     clean_error(
-        invoke("run", "-f", str(book)), 2, "steps.0.run: Field required", "steps.0.rn: unknown setting"
+        invoke("run", "-f", str(book)), 125, "steps.0.run: Field required", "steps.0.rn: unknown setting"
     )

@@ -46,7 +46,7 @@ def test_exit_codes_and_streams(script: Script, clean_error: CleanError) -> None
     mixed = script("run", "echo out; echo err >&2; exit 3")
     assert mixed.returncode == 3 and mixed.stdout == "out\n"
     assert mixed.stderr.startswith("err\n") and "FAILED (exit 3)" in mixed.stderr
-    clean_error(script("run", "--memory", "lots", "true"), 2, "--memory")
+    clean_error(script("run", "--memory", "lots", "true"), 125, "--memory")
     clean_error(script("status", "0000"), 125, "no execution '0000'")
     clean_error(script("run", "--provider", "nosuch", "true"), 125, "unknown provider")
 

@@ -56,7 +56,7 @@ def test_estimate_refuses_invalid_size_with_valid_sizes() -> None:
     with pytest.raises(ValidationFailed) as info:
         estimate("gcp", Resources(cpu="0.5", memory="512MiB"), 60)
     assert "1 vCPU: 512MiB-4GiB" in info.value.message
-    assert info.value.exit_code == 2
+    assert info.value.exit_code == 125
     assert "valid_sizes" in info.value.to_dict()
 
 

@@ -82,7 +82,7 @@ def test_estimate_all_shows_reason_in_the_row() -> None:
 
 def test_estimate_single_provider_rejects_invalid_size() -> None:
     code, out, err = invoke("cost", "estimate", "--cpu", "1", "--memory", "1GiB", "--provider", "aws")
-    assert code == 2
+    assert code == 125
     assert out == ""
     assert "error: aws cannot pair 1 vCPU with 1GiB; valid sizes: 0.25 vCPU: 512MiB/1GiB/2GiB" in err
     assert "hint:" in err
@@ -102,7 +102,7 @@ def test_estimate_region_applies_to_its_cloud_only() -> None:
     assert rows["aws"]["region"] == "eu-central-1"
     assert rows["gcp"]["region"] == "us-central1"
     code, out, err = invoke("cost", "estimate", "--region", "eu-central-1", "--provider", "gcp")
-    assert code == 2 and "regions with prices" in err
+    assert code == 125 and "regions with prices" in err
 
 
 def test_estimate_spot_and_arch() -> None:
@@ -179,4 +179,4 @@ def test_refresh_rejects_unknown_file(tmp_path: Path) -> None:
     bogus = tmp_path / "x.json"
     bogus.write_text('{"hello": 1}')
     code, _, err = invoke("cost", "refresh", "--from-file", str(bogus))
-    assert code == 2 and "not a response of a known price API" in err
+    assert code == 125 and "not a response of a known price API" in err

@@ -132,7 +132,7 @@ def test_budget_cli_round_trip(history: Any) -> None:
 
 
 def test_budget_set_rejects_bad_input() -> None:
-    assert invoke("budget", "set", "x", "--amount", "abc")[0] == 2
-    assert invoke("budget", "set", "x", "--amount", "-5")[0] == 2
-    assert invoke("budget", "set", "x", "--amount", "5", "--scope", "zone=a")[0] == 2
-    assert invoke("budget", "set", "bad name", "--amount", "5")[0] == 2
+    assert invoke("budget", "set", "x", "--amount", "abc")[0] == 125
+    assert invoke("budget", "set", "x", "--amount", "-5")[0] == 125
+    assert invoke("budget", "set", "x", "--amount", "5", "--scope", "zone=a")[0] == 125
+    assert invoke("budget", "set", "bad name", "--amount", "5")[0] == 125

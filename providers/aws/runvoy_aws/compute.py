@@ -54,6 +54,13 @@ class EcsCompute:
     # -- validation (no network) ----------------------------------------------------------------------
     def validate(self, request: ExecutionRequest) -> None:
         validate_resources(request.resources)
+        if request.region is not None and request.region != self._region:
+            # the cluster, log group, tables and roles live in one region, the one configured
+            raise UsageError(
+                f"--region {request.region}: the aws provider is set up for {self._region}",
+                hint="set providers.aws.region (or RUNVOY_PROVIDERS__AWS__REGION) to the region to run in, "
+                "and run: runvoy setup --provider aws",
+            )
         if request.workdir is not None and not request.workdir.startswith("/"):
             raise UsageError(f"--workdir {request.workdir!r} must be an absolute path inside the container")
 

@@ -72,8 +72,10 @@ def test_run_json_carries_the_fargate_cost(aws_env) -> None:
 
 def test_run_refuses_an_invalid_fargate_size(aws_env) -> None:
     needs("runvoy_cli.commands.run")
+    from runvoy_core.errors import UsageError
+
     result = invoke("--provider", "aws", "run", "--cpu", "0.25", "--memory", "4GiB", "true")
-    assert result.exit_code == 2
+    assert result.exit_code == UsageError.exit_code
     assert "not valid with --cpu 0.25 on Fargate" in result.stderr
     assert "Traceback" not in result.output
 

@@ -110,6 +110,12 @@ def test_invalid_fargate_sizes_fail_before_any_call(provider, cpu: str, memory: 
     assert counter.total == 0
 
 
+def test_a_run_in_another_region_is_refused_before_any_call(provider) -> None:
+    with pytest.raises(UsageError, match="set up for us-east-1"):
+        provider.compute.validate(ExecutionRequest(command="true", region="eu-west-1"))
+    provider.compute.validate(ExecutionRequest(command="true", region="us-east-1"))
+
+
 def test_overrides_over_the_ecs_limit_are_refused(provider) -> None:
     with pytest.raises(UsageError, match="8192"):
         provider.compute.start(spec("ddddddddddd1", "echo " + "x" * 9000), "ddddddddddd1")

@@ -65,3 +65,21 @@ def test_a_missing_region_is_a_config_error(monkeypatch) -> None:
     monkeypatch.delenv("AWS_REGION", raising=False)
     with pytest.raises(ConfigError, match="no AWS region"):
         create_provider(AwsConfig(), None)
+
+
+def test_a_missing_sdk_says_how_to_install_it() -> None:
+    code = (
+        "import sys; sys.modules['boto3'] = None\n"
+        "from runvoy_core.errors import ProviderUnavailable\n"
+        "from runvoy_core.plugins import ProviderRegistry\n"
+        "from runvoy_aws import plugin\n"
+        "registry = ProviderRegistry(); plugin.runvoy_register_providers(registry)\n"
+        "try:\n"
+        "    registry.get('aws').load_factory()\n"
+        "except ProviderUnavailable as exc:\n"
+        "    print(exc.hint); sys.exit(0)\n"
+        "sys.exit(1)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "install it with: pip install 'runvoy[aws]'"

@@ -93,8 +93,7 @@ def task_state(ref: str, group: Any, container_name: str) -> TaskState:
     if stopped_on_request:
         return TaskState(
             phase=TaskPhase.STOPPED,
-            stopped_by_request=True,
-            reason="stopped before the container ran",
+            stopped_by_request=True,  # the runner knows why it stopped it (cancel, start timeout...)
             started_at=_utc(current.start_time) if current is not None else None,
             billed_start=pull_started,
             **common,

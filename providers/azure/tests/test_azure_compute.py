@@ -249,6 +249,7 @@ def test_the_fakes_long_running_operation_completes_through_the_sdk_poller(
 
 def test_the_global_region_is_the_default_location(monkeypatch: pytest.MonkeyPatch) -> None:
     from runvoy_azure.provider import create_provider
+
     from runvoy_core.config import load_settings
 
     monkeypatch.setenv("RUNVOY_REGION", "westeurope")

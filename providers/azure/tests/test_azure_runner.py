@@ -105,7 +105,7 @@ def test_a_group_that_never_leaves_pending_fails_after_the_start_timeout(
     started = time.monotonic()
     execution = rv.run("echo never")
     assert execution.status is Status.FAILED
-    assert execution.reason == "stopped before the container ran"
+    assert "did not start in time" in (execution.reason or ""), execution.reason
     assert execution.stop_requested == "start_timeout"
     assert time.monotonic() - started < 10
     assert fake_aci.group(f"runvoy-{execution.id}") is None  # stopped and deleted

@@ -22,7 +22,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import run_v2
 
-from runvoy_core.errors import ProviderError, StartFailed, TransientProviderError, ValidationFailed
+from runvoy_core.errors import NotFound, ProviderError, StartFailed, TransientProviderError, ValidationFailed
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
 from runvoy_gcp.calls import is_transient, translate, with_retry
@@ -36,13 +36,15 @@ EXECUTION_ID_ENV = "RUNVOY_EXECUTION_ID"
 MAX_TIMEOUT = 168 * 3600
 # how many of the newest executions find() looks through for an execution id
 FIND_SCAN_LIMIT = 2000
+# start() looks for an execution it may have started already among the job's executions this recent
+START_DEDUP_WINDOW = timedelta(hours=1)
 _DEADLINE_EXCEEDED = 4
 
 
 def parse_ref(ref: str) -> dict[str, str]:
     parts = ref.split("/")
     if len(parts) != 8 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != "jobs":
-        raise ValidationFailed(f"{ref!r} is not a Cloud Run execution name", hint="run: runvoy list")
+        raise NotFound(f"{ref!r} is not a Cloud Run execution name", hint="run: runvoy list")
     return {"project": parts[1], "location": parts[3], "job": parts[5], "execution": parts[7]}
 
 
@@ -236,6 +238,9 @@ class CloudRunCompute:
         job_name = self.ensure_job(location, content)
         env = {**spec.env, EXECUTION_ID_ENV: idempotency_key}
         request = run_v2.RunJobRequest(name=job_name, overrides=self._overrides(spec, env))
+        existing = self._recent_execution(job_name, idempotency_key)
+        if existing is not None:
+            return existing
         delay = self.config.retry_backoff
         last_error: BaseException | None = None
         for attempt in range(1, self.config.retry_attempts + 1):
@@ -267,6 +272,23 @@ class CloudRunCompute:
                 f"Cloud Run job {job_name} keeps disappearing", hint="check who deletes runvoy jobs"
             )
         raise translate(last_error, "run Cloud Run job")
+
+    def _recent_execution(self, job_name: str, key: str) -> str | None:
+        """A start repeated with the same key (after a crash or an error the caller could not interpret)
+        returns the execution the first one created."""
+        try:
+            if self._latest(job_name) is None:
+                return None
+        except gexc.NotFound:
+            return None
+        horizon = datetime.now(UTC) - START_DEDUP_WINDOW
+        for execution in self._executions(job_name):
+            created = _when(execution.create_time)
+            if created is not None and created < horizon:
+                break
+            if self.execution_key(execution) == key:
+                return str(execution.name)
+        return None
 
     def _find_since(self, job_name: str, before: str | None, key: str) -> str | None:
         """After an ambiguous run: our execution, if the job got one since ``before``."""
@@ -332,7 +354,9 @@ class CloudRunCompute:
 
     def _first_task(self, ref: str) -> Any:
         page = self._retry(
-            lambda: self.clients.tasks.list_tasks(request={"parent": ref, "page_size": 10}, timeout=self._timeout),
+            lambda: self.clients.tasks.list_tasks(
+                request={"parent": ref, "page_size": 10}, timeout=self._timeout
+            ),
             "list Cloud Run tasks",
         )
         for task in page.tasks:

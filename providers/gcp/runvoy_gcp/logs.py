@@ -1,54 +1,63 @@
 """Logs from Cloud Logging (``entries.list``), and their archive in GCS.
 
-Cloud Run writes each line of a job's stdout/stderr as one entry with
-``resource.type="cloud_run_job"``, ``resource.labels.job_name`` and ``labels."run.googleapis.com/execution_name"``.
-Entries come back ordered by timestamp, then insertId. The client library hands timestamps back with
-microseconds only, so the cursor is (last microsecond, insertIds already returned within it): the next read
-asks for ``timestamp >= that microsecond`` and drops those insertIds. No entry is lost or repeated, whatever
-the page size, even when many lines share a timestamp.
+Cloud Run writes each line of a job's stdout/stderr as one entry with ``resource.type="cloud_run_job"``,
+``resource.labels.job_name`` and ``labels."run.googleapis.com/execution_name"``. Entries come back ordered by
+timestamp, then insertId, so the cursor is the last (timestamp, insertId) returned, kept as the exact string
+the API sent (nanoseconds included): the next read asks for
+``timestamp > T OR (timestamp = T AND insertId > I)``. No entry is lost or repeated, whatever the page size,
+even when many lines share one timestamp.
+
+The entries are read through the google-cloud-logging client's JSON connection, not its ``list_entries``
+iterator: that iterator truncates timestamps to microseconds and, for each log name it meets, builds a
+Logger that probes the GCE metadata server (a multi-second stall off Google Cloud). See
+docs/decisions/0602-gcp-logs-cursor.md.
 """
 
 from __future__ import annotations
 
 import base64
-import itertools
 import json
-from datetime import UTC, datetime
+import re
+from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
 
-from runvoy_core.errors import TransientProviderError
+from runvoy_core.errors import TransientProviderError, UsageError
 from runvoy_core.models import LogEvent, LogPage
 from runvoy_gcp.calls import translate, with_retry
 from runvoy_gcp.clients import GcpClients
 from runvoy_gcp.compute import parse_ref
 from runvoy_gcp.config import GcpConfig
 
-MAX_PAGE = 1000
-_EPOCH = "1970-01-01T00:00:00Z"
+MAX_PAGE = 1000  # the API's largest pageSize
+_RFC3339 = re.compile(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)$")
 
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def encode_cursor(timestamp: str, insert_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([timestamp, insert_id]).encode()).decode()
 
 
-def encode_cursor(stamp: str, insert_ids: list[str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"t": stamp, "ids": insert_ids}).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[str, list[str]]:
+def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(data["t"]), [str(i) for i in data["ids"]]
-    except (ValueError, KeyError, TypeError):
-        from runvoy_core.errors import UsageError
-
+        timestamp, insert_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(timestamp), str(insert_id)
+    except (ValueError, TypeError):
         raise UsageError("the log cursor is not one this provider returned") from None
+
+
+def parse_timestamp(text: str) -> datetime:
+    """RFC 3339 with up to nine fraction digits (datetime keeps six)."""
+    m = _RFC3339.match(text)
+    if m is None:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    fraction = (m.group(2) or "")[:6].ljust(6, "0")
+    zone = "+00:00" if m.group(3) in ("Z", "z") else m.group(3)
+    return datetime.fromisoformat(f"{m.group(1)}.{fraction}{zone}")
 
 
 def _stream(log_name: str | None) -> str:
@@ -60,14 +69,15 @@ def _stream(log_name: str | None) -> str:
     return "system"
 
 
-def _message(payload: Any) -> str:
-    if payload is None:
-        return ""
-    if isinstance(payload, str):
-        return payload
+def _message(entry: dict[str, Any]) -> str:
+    if "textPayload" in entry:
+        return str(entry["textPayload"])
+    payload = entry.get("jsonPayload")
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
         return payload["message"]
-    return json.dumps(payload, default=str, sort_keys=True)
+    if payload is not None:
+        return json.dumps(payload, sort_keys=True)
+    return ""
 
 
 class CloudLoggingLogs:
@@ -83,19 +93,15 @@ class CloudLoggingLogs:
             f'AND labels."run.googleapis.com/execution_name"={_quote(parts["execution"])}'
         )
 
-    def _fetch(self, project: str, filter_: str, count: int) -> list[Any]:
-        from google.cloud.logging import ASCENDING
+    def _list(self, body: dict[str, Any]) -> dict[str, Any]:
+        connection = self.clients.logging._connection
 
-        def call() -> list[Any]:
-            entries = self.clients.logging.list_entries(
-                resource_names=[f"projects/{project}"],
-                filter_=filter_,
-                order_by=ASCENDING,
-                page_size=min(count, MAX_PAGE),
-                max_results=count,
+        def call() -> dict[str, Any]:
+            return dict(
+                connection.api_request(
+                    method="POST", path="/entries:list", data=body, timeout=self.config.request_timeout
+                )
             )
-            # islice: the library's generator would otherwise fetch one more page before it stops
-            return list(itertools.islice(entries, count))
 
         try:
             return with_retry(
@@ -109,32 +115,56 @@ class CloudLoggingLogs:
         except gexc.GoogleAPICallError as exc:
             raise translate(exc, "read Cloud Logging") from None
 
+    def read_entries(
+        self, ref: str, cursor: str | None, limit: int, pattern: str | None
+    ) -> list[dict[str, Any]]:
+        """Raw entries after ``cursor`` (oldest first, at most ``limit``)."""
+        project = parse_ref(ref)["project"]
+        # an explicit timestamp term: the client library adds "the last 24 hours" to a filter without one
+        filter_ = self.base_filter(ref)
+        if cursor:
+            stamp, insert_id = decode_cursor(cursor)
+            filter_ += f" AND (timestamp>{_quote(stamp)} OR (timestamp={_quote(stamp)} AND insertId>{_quote(insert_id)}))"
+        else:
+            filter_ += ' AND timestamp>="1970-01-01T00:00:00Z"'
+        if pattern:
+            # narrows server-side (where ':' ignores case); the exact substring test is done by read()
+            filter_ += f" AND textPayload:{_quote(pattern)}"
+        entries: list[dict[str, Any]] = []
+        token: str | None = None
+        while len(entries) < limit:
+            body: dict[str, Any] = {
+                "resourceNames": [f"projects/{project}"],
+                "filter": filter_,
+                "orderBy": "timestamp asc",
+                "pageSize": min(limit - len(entries), MAX_PAGE),
+            }
+            if token:
+                body["pageToken"] = token
+            response = self._list(body)
+            entries.extend(response.get("entries") or [])
+            token = response.get("nextPageToken")
+            if not token:
+                break
+        return entries[:limit]
+
     def read(
         self, ref: str, cursor: str | None = None, limit: int = 1000, pattern: str | None = None
     ) -> LogPage:
-        project = parse_ref(ref)["project"]
-        since, seen = decode_cursor(cursor) if cursor else (_EPOCH, [])
-        filter_ = f"{self.base_filter(ref)} AND timestamp>={_quote(since)}"
-        if pattern:
-            # narrows server-side (case-insensitive there); the exact substring test is done below
-            filter_ += f" AND textPayload:{_quote(pattern)}"
-        limit = max(1, limit)
-        entries = self._fetch(project, filter_, limit + len(seen))
-        skip = set(seen)
-        fresh = [e for e in entries if not (_stamp(e.timestamp) == since and e.insert_id in skip)][:limit]
-        if not fresh:
+        entries = self.read_entries(ref, cursor, max(1, limit), pattern)
+        if not entries:
             return LogPage(events=[], cursor=cursor)
-        last = _stamp(fresh[-1].timestamp)
-        ids = [e.insert_id for e in fresh if _stamp(e.timestamp) == last]
-        if last == since:
-            ids = seen + ids
         events = [
-            LogEvent(timestamp=e.timestamp, stream=_stream(e.log_name), message=_message(e.payload))
-            for e in fresh
+            LogEvent(
+                timestamp=parse_timestamp(e["timestamp"]),
+                stream=_stream(e.get("logName")),
+                message=_message(e),
+            )
+            for e in entries
         ]
         if pattern:
             events = [e for e in events if pattern in e.message]
-        return LogPage(events=events, cursor=encode_cursor(last, ids))
+        return LogPage(events=events, cursor=encode_cursor(entries[-1]["timestamp"], entries[-1]["insertId"]))
 
     # -- archive -------------------------------------------------------------------------------------
     def archive_name(self, execution_id: str) -> str:

@@ -3,11 +3,14 @@ writes; the generation is the version. Deletes are never conditional (fake-gcs-s
 ignores delete preconditions), so nothing here relies on them.
 
 A conditional write retried by the client library after a lost answer can see 412 although the first try
-succeeded; a 412 is therefore checked against the stored bytes: if they are exactly ours, the write happened.
+succeeded. Every write therefore carries a random token in the object's metadata; after a 412 the stored
+object's token tells whether the write that is there is ours (identical bytes are not proof: two writers
+may write the same value).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -19,6 +22,7 @@ from runvoy_gcp.clients import GcpClients
 from runvoy_gcp.config import GcpConfig
 
 T = TypeVar("T")
+WRITE_TOKEN = "runvoy-write"
 
 
 class ObjectStore:
@@ -59,6 +63,8 @@ class ObjectStore:
 
     def _write(self, name: str, data: bytes, generation: int) -> int | None:
         blob = self.bucket.blob(self.prefix + name)
+        token = secrets.token_hex(8)
+        blob.metadata = {WRITE_TOKEN: token}
         try:
             self._call(
                 lambda: blob.upload_from_string(
@@ -71,9 +77,15 @@ class ObjectStore:
                 raise self.missing_bucket() from None
             return None
         except gexc.PreconditionFailed:
-            current = self.read(name)
-            if current is not None and current[0] == data:
-                return current[1]
+            try:
+                current = self._call(
+                    lambda: self.bucket.get_blob(self.prefix + name),
+                    f"read gs://{self.clients.bucket_name}/{name}",
+                )
+            except gexc.NotFound:
+                return None
+            if current is not None and (current.metadata or {}).get(WRITE_TOKEN) == token:
+                return int(current.generation)
             return None
         return int(blob.generation)
 

@@ -34,10 +34,11 @@ def _load_fakes() -> None:
 
 _load_fakes()
 
-from runvoy_core.testing.simulator import CloudSimulator  # noqa: E402
 from runvoy_gcp_testfakes.cloud_logging import FakeCloudLogging  # noqa: E402
 from runvoy_gcp_testfakes.cloud_run import FakeCloudRun  # noqa: E402
 from runvoy_gcp_testfakes.gcs_server import FakeGcsServer  # noqa: E402
+
+from runvoy_core.testing.simulator import CloudSimulator  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

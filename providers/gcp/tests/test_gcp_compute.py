@@ -6,6 +6,7 @@ import hashlib
 import time
 
 import pytest
+
 from runvoy_core.errors import StartFailed, ValidationFailed
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
@@ -14,7 +15,10 @@ from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
 def spec_for(command: str, execution_id: str = "e1", **request: object) -> TaskSpec:
     req = ExecutionRequest(command=command, **request)  # type: ignore[arg-type]
     return TaskSpec.from_request(
-        execution_id, req, env={"RUNVOY_EXECUTION_ID": execution_id, "RUNVOY_REQUEST_ID": "req-1"}, request_id="req-1"
+        execution_id,
+        req,
+        env={"RUNVOY_EXECUTION_ID": execution_id, "RUNVOY_REQUEST_ID": "req-1"},
+        request_id="req-1",
     )
 
 
@@ -65,7 +69,9 @@ def test_job_is_created_once_per_content_with_run_once_settings(provider, fake_r
 
 def test_max_retries_zero_is_sent(provider, fake_run, project) -> None:
     provider.compute.start(spec_for("true"), "e1")
-    [create] = [c for c in fake_run.server.calls_to("run.projects.locations.jobs.create") if project in c.path]
+    [create] = [
+        c for c in fake_run.server.calls_to("run.projects.locations.jobs.create") if project in c.path
+    ]
     # proto3 JSON omits zero values: "maxRetries" absent means 0, whereas Cloud Run's own default is 3
     assert create.body["template"]["template"].get("maxRetries", 0) == 0
     assert fake_run.tasks[next(n for n in fake_run.tasks if project in n)]["maxRetries"] == 0
@@ -97,10 +103,16 @@ def test_default_size_rounds_up_to_smallest_job_size(provider, fake_run, project
     provider.compute.validate(ExecutionRequest(command="true"))  # 0.25 vCPU default: not refused
     provider.compute.start(spec_for("true"), "e1")
     job = next(j for n, j in fake_run.jobs.items() if project in n)
-    assert job["template"]["template"]["containers"][0]["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert job["template"]["template"]["containers"][0]["resources"]["limits"] == {
+        "cpu": "1",
+        "memory": "512Mi",
+    }
     provider.compute.start(spec_for("true", "e2", resources={"memory": "6GiB"}), "e2")
-    limits = [j["template"]["template"]["containers"][0]["resources"]["limits"] for n, j in fake_run.jobs.items()
-              if project in n]
+    limits = [
+        j["template"]["template"]["containers"][0]["resources"]["limits"]
+        for n, j in fake_run.jobs.items()
+        if project in n
+    ]
     assert {"cpu": "2", "memory": "6144Mi"} in limits
 
 
@@ -114,7 +126,10 @@ def test_secrets_go_through_secret_key_ref_never_as_values(provider, fake_run, p
     assert [e.message for e in provider.logs.read(ref).events] == ["match"]
     job = next(j for n, j in fake_run.jobs.items() if project in n)
     [env] = job["template"]["template"]["containers"][0]["env"]
-    assert env == {"name": "DB_PASSWORD", "valueSource": {"secretKeyRef": {"secret": "db-password", "version": "latest"}}}
+    assert env == {
+        "name": "DB_PASSWORD",
+        "valueSource": {"secretKeyRef": {"secret": "db-password", "version": "latest"}},
+    }
     for call in fake_run.server.calls:
         assert "s3cret-value" not in repr(call.body)
 
@@ -136,7 +151,9 @@ def test_missing_secret_is_a_clear_start_failure(provider) -> None:
 
 def test_env_clashing_with_a_secret_is_refused(provider) -> None:
     with pytest.raises(ValidationFailed):
-        provider.compute.validate(ExecutionRequest(command="true", env={"DB_PASSWORD": "x"}, secrets=["db-password"]))
+        provider.compute.validate(
+            ExecutionRequest(command="true", env={"DB_PASSWORD": "x"}, secrets=["db-password"])
+        )
 
 
 def test_timeout_is_enforced_by_cloud_run(provider) -> None:

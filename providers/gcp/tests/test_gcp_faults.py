@@ -7,6 +7,7 @@ import time
 
 import pytest
 from google.cloud import run_v2
+
 from runvoy_core.errors import TransientProviderError
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec
@@ -17,7 +18,9 @@ GET_EXECUTION = "run.projects.locations.jobs.executions.get"
 
 def spec_for(command: str, execution_id: str = "e1", **request: object) -> TaskSpec:
     req = ExecutionRequest(command=command, **request)  # type: ignore[arg-type]
-    return TaskSpec.from_request(execution_id, req, env={"RUNVOY_EXECUTION_ID": execution_id}, request_id=None)
+    return TaskSpec.from_request(
+        execution_id, req, env={"RUNVOY_EXECUTION_ID": execution_id}, request_id=None
+    )
 
 
 def executions_of(fake_run, project: str) -> list[str]:
@@ -36,7 +39,9 @@ def wait_ended(provider, ref: str, timeout: float = 10.0):
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_throttled_run_is_retried_without_duplicate(provider, fake_run, project, status) -> None:
-    provider.compute.ensure_job(provider.compute.location(None), provider.compute.job_content(spec_for("true")))
+    provider.compute.ensure_job(
+        provider.compute.location(None), provider.compute.job_content(spec_for("true"))
+    )
     fake_run.server.faults.add(RUN, status=status, times=2)
     ref = provider.compute.start(spec_for("echo once"), "e1")
     assert executions_of(fake_run, project) == [ref]
@@ -55,7 +60,9 @@ def test_throttled_get_does_not_crash_a_watch(provider, fake_run, status) -> Non
         provider.compute.describe(ref)
 
 
-def test_run_that_timed_out_client_side_but_started_server_side(provider, fake_run, project, gcp_config) -> None:
+def test_run_that_timed_out_client_side_but_started_server_side(
+    provider, fake_run, project, gcp_config
+) -> None:
     from runvoy_gcp.provider import create_provider
 
     impatient = create_provider(gcp_config.model_copy(update={"request_timeout": 0.3}), None)

@@ -11,7 +11,9 @@ from runvoy_core.ports import TaskSpec
 
 def spec_for(command: str, execution_id: str = "e1") -> TaskSpec:
     req = ExecutionRequest(command=command)
-    return TaskSpec.from_request(execution_id, req, env={"RUNVOY_EXECUTION_ID": execution_id}, request_id=None)
+    return TaskSpec.from_request(
+        execution_id, req, env={"RUNVOY_EXECUTION_ID": execution_id}, request_id=None
+    )
 
 
 def run_to_end(provider, command: str, execution_id: str = "e1") -> str:
@@ -37,7 +39,11 @@ def read_all(provider, ref: str, limit: int, pattern: str | None = None, reads: 
 
 def test_paging_is_exact_with_shared_timestamps(provider, fake_logging, project) -> None:
     ref = run_to_end(provider, "seq 1 1500")
-    stamps = {e["timestamp"] for e in fake_logging.store.snapshot() if e["logName"].startswith(f"projects/{project}/")}
+    stamps = {
+        e["timestamp"]
+        for e in fake_logging.store.snapshot()
+        if e["logName"].startswith(f"projects/{project}/")
+    }
     assert len(stamps) < 1500  # many lines share one timestamp: the case a timestamp-only cursor gets wrong
     expected = [str(i) for i in range(1, 1501)]
     assert read_all(provider, ref, 1000) == expected

@@ -137,6 +137,9 @@ class GoogleApiServer:
             def do_DELETE(self) -> None:
                 self._dispatch("DELETE")
 
+            def do_PUT(self) -> None:
+                self._dispatch("PUT")
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="fake-google-api", daemon=True)
