@@ -64,7 +64,7 @@ def main() -> int:
         }
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    from conftest import config_dict, reset_moto
+    from aws_test_tools import config_dict, reset_moto
     from moto.server import ThreadedMotoServer
     from simulator_aws import AwsSimulator
 

@@ -48,6 +48,7 @@ ORPHAN_AFTER = timedelta(seconds=60)
 KILL_MARGIN = 5.0
 LOG_PAGE = 5000
 NATIVE_TIMEOUT_MARGIN = 5.0
+FINAL_READ_ATTEMPTS = 5
 
 
 class LogSink(Protocol):
@@ -317,6 +318,7 @@ class Runner:
             return
         raw_reader = getattr(self.provider.logs, "read_raw_chunks", None)
         raw_writer = getattr(sink, "write_raw", None)
+        failures = 0
         for _ in range(10_000):
             try:
                 if raw_reader is not None and raw_writer is not None:
@@ -330,7 +332,12 @@ class Runner:
                 page = self.provider.logs.read(ref, handle.log_cursor, LOG_PAGE)
             except TransientProviderError as exc:
                 log.warning("logs.transient", error=str(exc))
-                return
+                if not final or failures >= FINAL_READ_ATTEMPTS:
+                    return
+                # the final read is the last chance to show the run's last lines live: retry it
+                failures += 1
+                time.sleep(0.2 * failures)
+                continue
             if page.cursor is not None:
                 handle.log_cursor = page.cursor
             if not page.events:

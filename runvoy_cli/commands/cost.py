@@ -277,11 +277,18 @@ def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -
     seconds = _parse("duration", since)
     start = utcnow() - timedelta(seconds=seconds)
     home = state().settings().home
-    executions = [
-        e
-        for e in executions_since(open_local_store(home), start)
-        if provider is None or e.provider == provider
-    ]
+    # local records always; a cloud provider keeps its own records in its own store (DynamoDB, GCS, Tables)
+    stores = [open_local_store(home)]
+    cloud = provider or state().provider
+    if cloud and cloud != "local":
+        stores.append(state().runvoy(cloud).store)
+    seen: set[str] = set()
+    executions = []
+    for store in stores:
+        for e in executions_since(store, start):
+            if e.id not in seen and (provider is None or e.provider == provider):
+                seen.add(e.id)
+                executions.append(e)
     rows = build_report(executions, group_by)
     total = sum((r.total for r in rows), Decimal(0)) if group_by != "label" else None
     if as_json:

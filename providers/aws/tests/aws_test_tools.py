@@ -13,6 +13,31 @@ import requests
 
 from runvoy_core.ports import TaskState
 
+REGION = "us-east-1"
+
+
+def reset_moto(endpoint: str) -> None:
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    # tasks advance only when the simulator says so (moto would step them to STOPPED per describe)
+    requests.post(
+        f"{endpoint}/moto-api/state-manager/set-transition",
+        json={"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
+        timeout=10,
+    ).raise_for_status()
+
+
+def config_dict(endpoint: str, **overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "region": REGION,
+        "endpoint_url": endpoint,
+        "bucket": "runvoy-test-archive",
+        "max_attempts": 3,
+        "read_timeout": 10.0,
+        "poll_interval_min": 0.05,
+    }
+    base.update(overrides)
+    return base
+
 
 def wait_ended(provider: Any, ref: str, timeout: float = 15.0) -> TaskState:
     deadline = time.time() + timeout

@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from aws_test_tools import REGION, config_dict, reset_moto
 from simulator_aws import AwsSimulator
 
-REGION = "us-east-1"
 CREDENTIAL_VARS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -66,16 +65,6 @@ def aws_simulator(moto_endpoint: str) -> Iterator[AwsSimulator]:
     simulator.uninstall()
 
 
-def reset_moto(endpoint: str) -> None:
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    # tasks advance only when the simulator says so (moto would step them to STOPPED per describe)
-    requests.post(
-        f"{endpoint}/moto-api/state-manager/set-transition",
-        json={"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
-        timeout=10,
-    ).raise_for_status()
-
-
 @pytest.fixture
 def moto(moto_endpoint: str, aws_simulator: AwsSimulator) -> Iterator[str]:
     """A clean moto (and simulator) for this test."""
@@ -83,19 +72,6 @@ def moto(moto_endpoint: str, aws_simulator: AwsSimulator) -> Iterator[str]:
     reset_moto(moto_endpoint)
     yield moto_endpoint
     aws_simulator.reset()
-
-
-def config_dict(endpoint: str, **overrides: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "region": REGION,
-        "endpoint_url": endpoint,
-        "bucket": "runvoy-test-archive",
-        "max_attempts": 3,
-        "read_timeout": 10.0,
-        "poll_interval_min": 0.05,
-    }
-    base.update(overrides)
-    return base
 
 
 @pytest.fixture

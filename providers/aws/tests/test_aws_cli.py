@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from conftest import config_dict
+from aws_test_tools import config_dict
 
 
 def needs(*modules: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import config_dict
+from aws_test_tools import config_dict
 
 from runvoy_core.testing.conformance.compute import ComputeConformance
 from runvoy_core.testing.conformance.locks_register import LockRegisterConformance

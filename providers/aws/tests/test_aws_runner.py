@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from conftest import config_dict
+from aws_test_tools import config_dict
 
 from runvoy_core.models import LogEvent, Status
 

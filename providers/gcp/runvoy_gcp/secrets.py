@@ -41,7 +41,8 @@ def parse_secret(name: str) -> SecretRef:
     secret_id = secret.rsplit("/", 1)[-1]
     if secret.startswith("projects/") and not re.match(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]+$", secret):
         raise ValidationFailed(f"secret {name!r}: expected projects/PROJECT/secrets/SECRET[:VERSION]")
-    if not _SECRET_ID.match(secret_id) or not _VERSION.match(version):
+    short_ok = secret.startswith("projects/") or _SECRET_ID.match(secret)
+    if not short_ok or not _SECRET_ID.match(secret_id) or not _VERSION.match(version):
         raise ValidationFailed(
             f"secret {name!r}: expected a Secret Manager secret id (letters, digits, _ and -), "
             "optionally followed by :VERSION (a number or 'latest')",
