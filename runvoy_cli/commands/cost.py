@@ -272,6 +272,7 @@ def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -
 
     from runvoy_core.cost.budgets import executions_since, open_local_store
     from runvoy_core.cost.report import build_report
+    from runvoy_core.errors import RunvoyError
     from runvoy_core.models import utcnow
 
     seconds = _parse("duration", since)
@@ -281,11 +282,19 @@ def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -
     stores = [open_local_store(home)]
     cloud = provider or state().provider
     if cloud and cloud != "local":
-        stores.append(state().runvoy(cloud).store)
+        try:
+            stores.append(state().runvoy(cloud).store)
+        except RunvoyError as exc:
+            warn(f"{cloud} records not included: {exc.message}")
     seen: set[str] = set()
     executions = []
     for store in stores:
-        for e in executions_since(store, start):
+        try:
+            found = list(executions_since(store, start))
+        except RunvoyError as exc:
+            warn(f"{cloud} records not included: {exc.message}")
+            continue
+        for e in found:
             if e.id not in seen and (provider is None or e.provider == provider):
                 seen.add(e.id)
                 executions.append(e)

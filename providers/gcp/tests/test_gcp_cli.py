@@ -154,7 +154,9 @@ def test_reconcile_stops_a_runvoy_execution_without_a_record(invoke, provider, f
     from runvoy_core.models import ExecutionRequest
     from runvoy_core.ports import TaskSpec
 
-    spec = TaskSpec.from_request("abcdef012345", ExecutionRequest(command="sleep 30"), env={}, request_id=None)
+    spec = TaskSpec.from_request(
+        "abcdef012345", ExecutionRequest(command="sleep 30"), env={}, request_id=None
+    )
     ref = provider.compute.start(spec, "abcdef012345")
     deadline = time.monotonic() + 5
     while not provider.compute.list_active():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from runvoy_core.errors import ValidationFailed
 from runvoy_gcp.secrets import parse_secret, parse_secrets
+
+from runvoy_core.errors import ValidationFailed
 
 
 @pytest.mark.parametrize(

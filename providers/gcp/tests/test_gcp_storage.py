@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from runvoy_gcp.objects import ObjectStore
+from runvoy_gcp.store import GcsExecutionStore, index_stamp, stamp_time
+
 from runvoy_core.errors import AlreadyExists, VersionConflict
 from runvoy_core.models import Execution, ExecutionRequest, Status
 from runvoy_core.ports import ExecutionQuery
-from runvoy_gcp.objects import ObjectStore
-from runvoy_gcp.store import GcsExecutionStore, index_stamp, stamp_time
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
 
