@@ -675,13 +675,14 @@ class Runner:
                 if dry_run:
                     actions.append({"execution": record.id, "action": "would check", "status": record.status})
                     continue
-                after = self.refresh(record)
-                if after.status != record.status or after.task_ref != record.task_ref:
+                before_status, before_ref = record.status, record.task_ref
+                after = self.refresh(record.model_copy(deep=True))
+                if after.status != before_status or after.task_ref != before_ref:
                     actions.append(
                         {
                             "execution": record.id,
                             "action": "repaired",
-                            "from": record.status.value,
+                            "from": before_status.value,
                             "to": after.status.value,
                             "reason": after.reason,
                         }

@@ -111,3 +111,13 @@ def test_retried_start_never_starts_twice(rv: Runvoy, monkeypatch: pytest.Monkey
 def test_bad_request_is_a_clear_error(rv: Runvoy) -> None:
     with pytest.raises(ValidationFailed, match="resources.memory"):
         rv.run("true", memory="lots")
+
+
+def test_reconcile_reports_what_it_repaired(rv: Runvoy) -> None:
+    """A run whose watcher died is finalized by reconcile, and reported as repaired."""
+    ex = rv.submit("exit 5")
+    rv.runner.provider.compute.wait(ex.task_ref, 10)  # type: ignore[attr-defined]
+    actions = rv.reconcile()
+    repaired = [a for a in actions if a.get("execution") == ex.id]
+    assert repaired and repaired[0]["action"] == "repaired" and repaired[0]["to"] == "FAILED"
+    assert rv.get(ex.id).exit_code == 5

@@ -15,7 +15,7 @@ from runvoy_aws.secrets import SecretResolver
 from runvoy_aws.sizes import cpu_units, validate_resources
 from runvoy_aws.states import EXECUTION_TAG, execution_id_of, task_state
 from runvoy_aws.taskdefs import FAMILY_PREFIX, TaskDefContent, TaskDefinitions
-from runvoy_core.errors import StartFailed, TransientProviderError, UsageError
+from runvoy_core.errors import ProviderError, StartFailed, TransientProviderError, UsageError
 from runvoy_core.models import Architecture, ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
 
@@ -94,6 +94,7 @@ class EcsCompute:
             log_region=self._region,
             log_stream_prefix=cfg.log_stream_prefix,
             stop_timeout=stop_timeout,
+            workdir=spec.workdir,
         )
 
     def _overrides(self, spec: TaskSpec) -> dict[str, Any]:
@@ -156,7 +157,13 @@ class EcsCompute:
                 answer = self._ecs_start.run_task(**kwargs)
             except (bexc.BotoCoreError, bexc.ClientError) as exc:
                 if not is_transient(exc):
-                    raise translate(exc, "start ECS task") from None
+                    error = translate(exc, "start ECS task")
+                    if type(error) is ProviderError:
+                        error.hint = (
+                            "check the cluster, subnets, security groups and execution role "
+                            "(runvoy setup --provider aws --dry-run shows what is missing)"
+                        )
+                    raise error from None
                 last = exc
                 log.warning("aws.start.retry", attempt=attempt + 1, error=str(exc))
                 time.sleep(self.start_retry_delay * (2**attempt) * 0.5)

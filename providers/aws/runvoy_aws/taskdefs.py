@@ -37,6 +37,7 @@ class TaskDefContent(BaseModel):
     log_region: str
     log_stream_prefix: str
     stop_timeout: int
+    workdir: str | None = None  # RunTask cannot override the working directory
 
     def digest(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -63,6 +64,8 @@ class TaskDefContent(BaseModel):
                 },
             },
         }
+        if self.workdir:
+            container["workingDirectory"] = self.workdir
         if self.secrets:
             container["secrets"] = [{"name": n, "valueFrom": v} for n, v in self.secrets]
         kwargs: dict[str, Any] = {

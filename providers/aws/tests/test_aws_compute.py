@@ -175,3 +175,27 @@ def test_list_active_returns_runvoy_tasks_with_their_execution_id(provider, sim)
 def test_an_unknown_task_is_reported_unknown(provider) -> None:
     state = provider.compute.describe("arn:aws:ecs:us-east-1:123456789012:task/runvoy/0000aaaa")
     assert state.phase is TaskPhase.UNKNOWN and "no longer knows" in (state.reason or "")
+
+
+def test_the_workdir_goes_into_the_task_definition(provider, sim) -> None:
+    ref = provider.compute.start(spec("jjjjjjjjjjj1", "true", workdir="/srv/app"), "jjjjjjjjjjj1")
+    ecs = provider.clients.client("ecs")
+    taskdef_arn = ecs.describe_tasks(cluster="runvoy", tasks=[ref])["tasks"][0]["taskDefinitionArn"]
+    container = ecs.describe_task_definition(taskDefinition=taskdef_arn)["taskDefinition"][
+        "containerDefinitions"
+    ][0]
+    assert container["workingDirectory"] == "/srv/app"
+
+
+def test_a_refused_start_names_what_to_check(provider) -> None:
+    from runvoy_aws.provider import create_provider
+
+    from runvoy_core.errors import ProviderError, TransientProviderError
+
+    elsewhere = create_provider(provider.config.model_copy(update={"cluster": "not-set-up"}), None)
+    with pytest.raises(ProviderError) as caught:
+        elsewhere.compute.start(spec("kkkkkkkkkkk1", "true"), "kkkkkkkkkkk1")
+    assert not isinstance(caught.value, TransientProviderError)
+    assert "ClusterNotFoundException" in caught.value.message
+    assert "runvoy setup --provider aws" in caught.value.hint
+    elsewhere.close()

@@ -328,8 +328,20 @@ class CloudRunCompute:
             )
 
     def execution_key(self, execution: Any) -> str | None:
+        """The runvoy execution id in an execution's environment: in its template when Cloud Run shows the
+        overrides there, else in its task's container (one more call)."""
         containers = execution.template.containers if "template" in execution else []
         for container in containers:
+            value = _env_value(container.env, EXECUTION_ID_ENV)
+            if value:
+                return value
+        if not execution.name:
+            return None
+        try:
+            task = self._first_task(str(execution.name))
+        except gexc.NotFound:
+            return None
+        for container in task.containers if task is not None else []:
             value = _env_value(container.env, EXECUTION_ID_ENV)
             if value:
                 return value

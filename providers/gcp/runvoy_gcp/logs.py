@@ -31,6 +31,7 @@ from runvoy_gcp.compute import parse_ref
 from runvoy_gcp.config import GcpConfig
 
 MAX_PAGE = 1000  # the API's largest pageSize
+ARCHIVE_CURSOR = "archive:"
 _RFC3339 = re.compile(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)$")
 
 
@@ -93,7 +94,8 @@ class CloudLoggingLogs:
             f'AND labels."run.googleapis.com/execution_name"={_quote(parts["execution"])}'
         )
 
-    def _list(self, body: dict[str, Any]) -> dict[str, Any]:
+    def list_raw(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One ``entries:list`` call; the JSON answer as it came."""
         connection = self.clients.logging._connection
 
         def call() -> dict[str, Any]:
@@ -141,7 +143,7 @@ class CloudLoggingLogs:
             }
             if token:
                 body["pageToken"] = token
-            response = self._list(body)
+            response = self.list_raw(body)
             entries.extend(response.get("entries") or [])
             token = response.get("nextPageToken")
             if not token:
@@ -151,32 +153,81 @@ class CloudLoggingLogs:
     def read(
         self, ref: str, cursor: str | None = None, limit: int = 1000, pattern: str | None = None
     ) -> LogPage:
-        entries = self.read_entries(ref, cursor, max(1, limit), pattern)
-        if not entries:
+        limit = max(1, limit)
+        if cursor is not None and cursor.startswith(ARCHIVE_CURSOR):
+            return self._read_archived(ref, cursor, limit, pattern)
+        while True:
+            entries = self.read_entries(ref, cursor, limit, pattern)
+            if not entries:
+                if cursor is None:
+                    # nothing in Cloud Logging: past its retention, the archive may still have the lines
+                    archived = self._read_archived(ref, None, limit, pattern)
+                    if archived.events or archived.cursor is not None:
+                        return archived
+                return LogPage(events=[], cursor=cursor)
+            cursor = encode_cursor(entries[-1]["timestamp"], entries[-1]["insertId"])
+            events = [
+                LogEvent(
+                    timestamp=parse_timestamp(e["timestamp"]),
+                    stream=_stream(e.get("logName")),
+                    message=_message(e),
+                )
+                for e in entries
+            ]
+            if pattern:
+                events = [e for e in events if pattern in e.message]
+            # a page whose lines all failed the exact pattern test would look like the end: read on
+            if events or len(entries) < limit:
+                return LogPage(events=events, cursor=cursor)
+
+    def _read_archived(self, ref: str, cursor: str | None, limit: int, pattern: str | None) -> LogPage:
+        offset = int(cursor[len(ARCHIVE_CURSOR) :]) if cursor else 0
+        pointer = self._get(self.pointer_name(ref))
+        archived = self.read_archive(pointer.decode()) if pointer is not None else None
+        if archived is None:
             return LogPage(events=[], cursor=cursor)
-        events = [
-            LogEvent(
-                timestamp=parse_timestamp(e["timestamp"]),
-                stream=_stream(e.get("logName")),
-                message=_message(e),
-            )
-            for e in entries
-        ]
+        page = archived[offset : offset + limit]
+        next_cursor = f"{ARCHIVE_CURSOR}{offset + len(page)}" if page or cursor else None
         if pattern:
-            events = [e for e in events if pattern in e.message]
-        return LogPage(events=events, cursor=encode_cursor(entries[-1]["timestamp"], entries[-1]["insertId"]))
+            page = [e for e in page if pattern in e.message]
+        return LogPage(events=page, cursor=next_cursor)
 
     # -- archive -------------------------------------------------------------------------------------
     def archive_name(self, execution_id: str) -> str:
         return f"{self.prefix}logs/{execution_id}.jsonl"
 
+    def pointer_name(self, ref: str) -> str:
+        """Names the archive of a Cloud Run execution (reads know the ref, not the runvoy id)."""
+        parts = parse_ref(ref)
+        return f"{self.prefix}logs/by-execution/{parts['location']}/{parts['job']}/{parts['execution']}"
+
+    def _get(self, name: str) -> bytes | None:
+        blob = self.clients.storage.bucket(self.clients.bucket_name).blob(name)
+        try:
+            return bytes(
+                with_retry(
+                    blob.download_as_bytes,
+                    "read the log archive",
+                    attempts=self.config.retry_attempts,
+                    backoff=self.config.retry_backoff,
+                )
+            )
+        except gexc.NotFound:
+            return None
+        except gexc.GoogleAPICallError as exc:
+            raise translate(exc, "read the log archive") from None
+
     def archive(self, ref: str, execution_id: str) -> str:
         """Copy every log line of the execution to ``gs://BUCKET/<prefix>logs/<execution id>.jsonl`` (Cloud
-        Logging keeps them 30 days by default). Returns the object's URI."""
+        Logging keeps them 30 days by default); later reads of the ref fall back to it. Returns the URI."""
         lines: list[str] = []
         cursor: str | None = None
         while True:
             page = self.read(ref, cursor, MAX_PAGE)
+            if cursor is None and page.cursor is not None and page.cursor.startswith(ARCHIVE_CURSOR):
+                return (
+                    f"gs://{self.clients.bucket_name}/{self.archive_name(execution_id)}"  # already archived
+                )
             lines.extend(e.model_dump_json() for e in page.events)
             if len(page.events) < MAX_PAGE:
                 break
@@ -191,14 +242,19 @@ class CloudLoggingLogs:
                 attempts=self.config.retry_attempts,
                 backoff=self.config.retry_backoff,
             )
+            pointer = bucket.blob(self.pointer_name(ref))
+            with_retry(
+                lambda: pointer.upload_from_string(execution_id.encode(), content_type="text/plain"),
+                "archive logs to GCS",
+                attempts=self.config.retry_attempts,
+                backoff=self.config.retry_backoff,
+            )
         except gexc.GoogleAPICallError as exc:
             raise translate(exc, "archive logs to GCS") from None
         return f"gs://{bucket.name}/{blob.name}"
 
     def read_archive(self, execution_id: str) -> list[LogEvent] | None:
-        blob = self.clients.storage.bucket(self.clients.bucket_name).blob(self.archive_name(execution_id))
-        try:
-            data = blob.download_as_bytes()
-        except gexc.NotFound:
+        data = self._get(self.archive_name(execution_id))
+        if data is None:
             return None
         return [LogEvent.model_validate_json(line) for line in data.decode().splitlines() if line.strip()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -44,7 +45,16 @@ def _probe(api: str, clients: GcpClients, config: GcpConfig) -> None:
         parent = f"projects/{clients.project}/locations/{config.region}"
         clients.jobs.list_jobs(request={"parent": parent, "page_size": 1}, timeout=config.request_timeout)
     elif api == "logging.googleapis.com":
-        next(iter(clients.logging.list_entries(page_size=1, max_results=1)), None)
+        from runvoy_gcp.logs import CloudLoggingLogs
+
+        since = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        CloudLoggingLogs(config.model_copy(update={"retry_attempts": 1}), clients).list_raw(
+            {
+                "resourceNames": [f"projects/{clients.project}"],
+                "pageSize": 1,
+                "filter": f'timestamp>="{since}"',
+            }
+        )
     elif api == "storage.googleapis.com":
         next(iter(clients.storage.list_buckets(max_results=1)), None)
     elif api == "secretmanager.googleapis.com":

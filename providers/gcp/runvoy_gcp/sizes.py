@@ -8,7 +8,7 @@ from runvoy_core.errors import ValidationFailed
 from runvoy_core.models import Resources
 from runvoy_core.units import format_memory
 
-# vCPU -> (min MiB, max MiB) for Cloud Run jobs (x86 only); see docs/decisions/0601-gcp-sizes.md
+# vCPU -> (min MiB, max MiB) for Cloud Run jobs (x86 only); see docs/decisions/0601-gcp-sizes-and-defaults.md
 CPU_MEMORY_MIB: dict[int, tuple[int, int]] = {
     1: (512, 4096),
     2: (512, 8192),

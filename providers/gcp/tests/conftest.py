@@ -107,6 +107,7 @@ def gcp_settings(
     yield section
     fake_run.server.faults.clear()
     fake_run.start_delay = 0.0
+    fake_run.template_shows_overrides = True
     fake_logging.server.faults.clear()
     fake_run.simulator.shutdown(timeout=5)
 

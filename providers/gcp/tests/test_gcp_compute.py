@@ -200,3 +200,17 @@ def test_pending_before_start(provider, fake_run) -> None:
     ref = provider.compute.start(spec_for("true"), "e1")
     assert provider.compute.describe(ref).phase == TaskPhase.PENDING
     assert wait_ended(provider, ref).exit_code == 0
+
+
+def test_a_secret_cloud_run_cannot_read_fails_to_start(provider, gcp_config) -> None:
+    from runvoy_gcp.provider import create_provider
+
+    unchecked = create_provider(gcp_config.model_copy(update={"check_secrets": False}), None)
+    try:
+        ref = unchecked.compute.start(spec_for("true", secrets=["missing"]), "e1")
+        state = wait_ended(unchecked, ref)
+        assert state.failed_to_start and state.exit_code is None
+        assert "missing" in (state.reason or "")
+        assert state.billed_start is None and state.billed_stop is None
+    finally:
+        unchecked.close()

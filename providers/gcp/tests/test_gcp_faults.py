@@ -60,11 +60,13 @@ def test_throttled_get_does_not_crash_a_watch(provider, fake_run, status) -> Non
         provider.compute.describe(ref)
 
 
+@pytest.mark.parametrize("template_shows_overrides", [True, False])
 def test_run_that_timed_out_client_side_but_started_server_side(
-    provider, fake_run, project, gcp_config
+    provider, fake_run, project, gcp_config, template_shows_overrides
 ) -> None:
     from runvoy_gcp.provider import create_provider
 
+    fake_run.template_shows_overrides = template_shows_overrides
     impatient = create_provider(gcp_config.model_copy(update={"request_timeout": 0.3}), None)
     try:
         fake_run.server.faults.add(RUN, delay_after=1.0)
@@ -128,3 +130,13 @@ def test_throttled_logs_are_retried(provider, fake_run, fake_logging) -> None:
     time.sleep(0.1)
     fake_logging.server.faults.add("logging.entries.list", status=429, times=2)
     assert [e.message for e in provider.logs.read(ref).events] == ["line"]
+
+
+def test_a_repeated_start_finds_the_execution_through_its_task(provider, fake_run, project) -> None:
+    fake_run.template_shows_overrides = False
+    spec = spec_for("sleep 30")
+    ref = provider.compute.start(spec, "e1")
+    assert provider.compute.start(spec, "e1") == ref
+    assert provider.compute.find("e1") == ref
+    assert [s.execution_id for s in provider.compute.list_active()] == ["e1"]
+    assert executions_of(fake_run, project) == [ref]

@@ -119,3 +119,26 @@ def test_archive_to_gcs(provider) -> None:
     events = provider.logs.read_archive("e1")
     assert [(e.stream, e.message) for e in events] == [("stdout", "out"), ("stderr", "err")]
     assert provider.logs.read_archive("nope") is None
+
+
+def test_reads_fall_back_to_the_archive_after_retention(provider, fake_logging, project) -> None:
+    ref = run_to_end(provider, "echo one; echo two >&2; echo three")
+    provider.logs.archive(ref, "e1")
+    fake_logging.store.expire(project)
+    assert read_all(provider, ref, 1) == ["one", "two", "three"]
+    page = provider.logs.read(ref)
+    assert [(e.stream, e.message) for e in page.events] == [
+        ("stdout", "one"),
+        ("stderr", "two"),
+        ("stdout", "three"),
+    ]
+    assert provider.logs.read(ref, page.cursor).events == []
+    assert [e.message for e in provider.logs.read(ref, pattern="t").events] == ["two", "three"]
+    # archiving again (a second finalizer) keeps the archive whole
+    provider.logs.archive(ref, "e1")
+    assert read_all(provider, ref, 100) == ["one", "two", "three"]
+
+
+def test_no_archive_and_no_entries_is_an_empty_page(provider) -> None:
+    ref = run_to_end(provider, "true")
+    assert provider.logs.read(ref).events == []

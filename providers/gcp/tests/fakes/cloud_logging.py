@@ -73,6 +73,11 @@ class LogStore:
             names = projects if projects is not None else set(self._entries)
             return [item for name in names for item in self._entries.get(name, [])]
 
+    def expire(self, project: str) -> None:
+        """Drop a project's entries, as retention does after 30 days."""
+        with self._lock:
+            self._entries.pop(project, None)
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()

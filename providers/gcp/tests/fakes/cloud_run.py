@@ -50,6 +50,8 @@ class FakeCloudRun:
         self.logs = logs
         self.cancel_grace = cancel_grace
         self.start_delay = 0.0
+        self.template_shows_overrides = True
+        """False: an execution's template is the job's (the overrides are visible only on its task)."""
         self.jobs: dict[str, dict[str, Any]] = {}
         self.executions: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, dict[str, Any]] = {}
@@ -256,7 +258,9 @@ class FakeCloudRun:
                 "launchStage": "GA",
                 "parallelism": 1,
                 "taskCount": 1,
-                "template": template,
+                "template": template
+                if self.template_shows_overrides
+                else copy.deepcopy(job["template"]["template"]),
                 "reconciling": True,
                 "conditions": [
                     {"type": "Completed", "state": "CONDITION_PENDING", "lastTransitionTime": now},
@@ -530,6 +534,7 @@ class FakeCloudRun:
             self.operations.clear()
             self.secrets.clear()
         self.start_delay = 0.0
+        self.template_shows_overrides = True
         self.server.faults.clear()
 
 
