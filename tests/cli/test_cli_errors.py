@@ -84,7 +84,9 @@ def test_ambiguous_prefix(invoke: Invoke, clean_error: CleanError) -> None:
                 status=Status.SUCCEEDED,
             )
         )
-    clean_error(invoke("status", "abcdef"), 125, "'abcdef' matches more than one execution", "more characters")
+    clean_error(
+        invoke("status", "abcdef"), 125, "'abcdef' matches more than one execution", "more characters"
+    )
     assert invoke("status", "abcdef000002", "--json").code == 0
 
 

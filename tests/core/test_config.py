@@ -60,7 +60,9 @@ def test_unknown_profile(tmp_path: Path) -> None:
         load_settings(write(tmp_path / "c.toml", "[profiles.dev]\n"), profile="prod")
 
 
-def test_environment_nesting_json_and_foreign_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_nesting_json_and_foreign_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RUNVOY_PROVIDERS__AWS__REGION", "us-west-2")
     monkeypatch.setenv("RUNVOY_PROVIDERS__AWS__SUBNETS", '["subnet-1", "subnet-2"]')
     monkeypatch.setenv("RUNVOY_NOTIFY__WEBHOOK_URL", "http://127.0.0.1:9/hook")

@@ -109,7 +109,7 @@ def test_retried_start_never_starts_twice(rv: Runvoy, monkeypatch: pytest.Monkey
 
 
 def test_bad_request_is_a_clear_error(rv: Runvoy) -> None:
-    with pytest.raises(ValidationFailed, match="resources.memory"):
+    with pytest.raises(ValidationFailed, match=r"resources\.memory"):
         rv.run("true", memory="lots")
 
 

@@ -15,7 +15,7 @@ try:
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials, Credentials
     from google.cloud import logging as cloud_logging
-    from google.cloud import run_v2, secretmanager, storage
+    from google.cloud import run_v2, secretmanager, storage  # type: ignore[attr-defined]
 except ImportError as exc:  # pragma: no cover - exercised by the packaging test in a bare venv
     raise ProviderUnavailable(
         f"the gcp provider needs the Google Cloud libraries ({exc.name} is not installed)", hint=INSTALL_HINT
@@ -90,7 +90,7 @@ class GcpClients:
     @functools.cached_property
     def logging(self) -> Any:
         options = {"api_endpoint": self.config.logging_endpoint} if self.config.logging_endpoint else None
-        return cloud_logging.Client(
+        return cloud_logging.Client(  # type: ignore[no-untyped-call]
             project=self.project, credentials=self.credentials, _use_grpc=False, client_options=options
         )
 

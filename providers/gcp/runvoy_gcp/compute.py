@@ -70,6 +70,8 @@ class CloudRunCompute:
         self.config = config
         self.clients = clients
         self._known_jobs: set[str] = set()
+        self._started: dict[str, str] = {}
+        """Execution id -> ref of the runs this process started (a repeated start() costs no call)."""
 
     # -- helpers -------------------------------------------------------------------------------------
     def _retry(
@@ -238,7 +240,7 @@ class CloudRunCompute:
         job_name = self.ensure_job(location, content)
         env = {**spec.env, EXECUTION_ID_ENV: idempotency_key}
         request = run_v2.RunJobRequest(name=job_name, overrides=self._overrides(spec, env))
-        existing = self._recent_execution(job_name, idempotency_key)
+        existing = self._started.get(idempotency_key) or self._recent_execution(job_name, idempotency_key)
         if existing is not None:
             return existing
         delay = self.config.retry_backoff
@@ -247,7 +249,8 @@ class CloudRunCompute:
             try:
                 before = self._latest(job_name)
                 operation = self.clients.jobs.run_job(request=request, timeout=self._timeout)
-                return str(operation.metadata.name)
+                self._started[idempotency_key] = str(operation.metadata.name)
+                return self._started[idempotency_key]
             except gexc.NotFound:
                 # the job was deleted behind our back (a person cleaning up): create it again
                 self._known_jobs.discard(job_name)
@@ -263,6 +266,7 @@ class CloudRunCompute:
             # unknown outcome: the execution may exist server-side although the answer was lost
             found = self._find_since(job_name, before, idempotency_key)
             if found is not None:
+                self._started[idempotency_key] = found
                 return found
             if attempt < self.config.retry_attempts:
                 time.sleep(delay)
@@ -274,8 +278,9 @@ class CloudRunCompute:
         raise translate(last_error, "run Cloud Run job")
 
     def _recent_execution(self, job_name: str, key: str) -> str | None:
-        """A start repeated with the same key (after a crash or an error the caller could not interpret)
-        returns the execution the first one created."""
+        """A start repeated by another process (after a crash) returns the execution the first one created,
+        when the job's recent executions show the key in their template (one list call; the deeper look-up
+        through tasks is find()'s, which the runner calls after an ambiguous start)."""
         try:
             if self._latest(job_name) is None:
                 return None
@@ -286,7 +291,7 @@ class CloudRunCompute:
             created = _when(execution.create_time)
             if created is not None and created < horizon:
                 break
-            if self.execution_key(execution) == key:
+            if self.execution_key(execution, deep=False) == key:
                 return str(execution.name)
         return None
 
@@ -327,15 +332,15 @@ class CloudRunCompute:
                 "list Cloud Run executions",
             )
 
-    def execution_key(self, execution: Any) -> str | None:
+    def execution_key(self, execution: Any, *, deep: bool = True) -> str | None:
         """The runvoy execution id in an execution's environment: in its template when Cloud Run shows the
-        overrides there, else in its task's container (one more call)."""
+        overrides there, else (``deep``) in its task's container (one more call)."""
         containers = execution.template.containers if "template" in execution else []
         for container in containers:
             value = _env_value(container.env, EXECUTION_ID_ENV)
             if value:
                 return value
-        if not execution.name:
+        if not deep or not execution.name:
             return None
         try:
             task = self._first_task(str(execution.name))

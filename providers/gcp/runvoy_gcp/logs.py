@@ -75,7 +75,7 @@ def _message(entry: dict[str, Any]) -> str:
         return str(entry["textPayload"])
     payload = entry.get("jsonPayload")
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return payload["message"]
+        return str(payload["message"])
     if payload is not None:
         return json.dumps(payload, sort_keys=True)
     return ""

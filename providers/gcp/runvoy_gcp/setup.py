@@ -69,7 +69,7 @@ def check_apis(config: GcpConfig, clients: GcpClients) -> list[dict[str, Any]]:
         try:
             _probe(api, clients, config)
             rows.append(_row(api, "exists", f"{title} answers"))
-        except gexc.PermissionDenied as exc:
+        except (gexc.PermissionDenied, gexc.Forbidden) as exc:
             text = str(exc)
             if "SERVICE_DISABLED" in text or "has not been used" in text or "disabled" in text.lower():
                 rows.append(_row(api, "manual", f"enable it: gcloud services enable {api}"))
@@ -91,7 +91,7 @@ def check_service_account(config: GcpConfig, clients: GcpClients) -> dict[str, A
         return _row(account, "manual", "not checked (anonymous credentials)")
     from google.auth.transport.requests import AuthorizedSession
 
-    session = AuthorizedSession(clients.credentials)
+    session = AuthorizedSession(clients.credentials)  # type: ignore[no-untyped-call]
     try:
         response = session.get(
             f"https://iam.googleapis.com/v1/projects/-/serviceAccounts/{account}",

@@ -12,6 +12,7 @@ on the object's generation: the record is read, its version compared, and writte
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import time
 from collections.abc import Sequence
@@ -124,7 +125,7 @@ class GcsExecutionStore:
         name = f"events/{execution_id}/{time.time_ns():020d}-{secrets.token_hex(4)}.json"
         self.objects.create(name, change.model_dump_json().encode())
 
-    def events(self, execution_id: str) -> list[StatusChange]:
+    def events(self, execution_id: str) -> builtins.list[StatusChange]:
         changes = []
         for name in self.objects.names(f"events/{execution_id}/"):
             found = self.objects.read(name)

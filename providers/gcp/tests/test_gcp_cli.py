@@ -172,3 +172,27 @@ def test_reconcile_stops_a_runvoy_execution_without_a_record(invoke, provider, f
         assert time.monotonic() < deadline, "reconcile did not stop the orphaned execution"
         time.sleep(0.05)
     assert provider.compute.describe(ref).stopped_by_request
+
+
+def test_setup_reports_a_disabled_api_and_an_unchecked_service_account(
+    provider, fake_run, gcp_config
+) -> None:
+    from runvoy_gcp.provider import create_provider
+
+    fake_run.server.faults.add(
+        "run.projects.locations.jobs.list",
+        status=403,
+        message="Cloud Run Admin API has not been used in project p before or it is disabled. SERVICE_DISABLED",
+    )
+    with_account = create_provider(
+        gcp_config.model_copy(update={"service_account": "jobs@p.iam.gserviceaccount.com"}), None
+    )
+    try:
+        rows = {row["resource"]: row for row in with_account.setup(dry_run=True)}
+    finally:
+        with_account.close()
+    assert rows["run.googleapis.com"]["action"] == "manual"
+    assert "gcloud services enable run.googleapis.com" in rows["run.googleapis.com"]["detail"]
+    assert rows["logging.googleapis.com"]["action"] == "exists"
+    assert rows["jobs@p.iam.gserviceaccount.com"]["action"] == "manual"
+    assert rows[f"gs://{provider.clients.bucket_name}"]["action"] == "exists"

@@ -56,6 +56,7 @@ class Fault:
     delay_after: float = 0.0
     times: int = 1
     hits: int = 0
+    message: str | None = None
 
 
 @dataclass
@@ -73,9 +74,15 @@ class FaultPlan:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(
-        self, method_id: str, *, status: int | None = None, delay_after: float = 0.0, times: int = 1
+        self,
+        method_id: str,
+        *,
+        status: int | None = None,
+        delay_after: float = 0.0,
+        times: int = 1,
+        message: str | None = None,
     ) -> Fault:
-        fault = Fault(method_id, status=status, delay_after=delay_after, times=times)
+        fault = Fault(method_id, status=status, delay_after=delay_after, times=times, message=message)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -193,7 +200,7 @@ class GoogleApiServer:
         fault = self.faults.take(method.id)
         if fault is not None and fault.status is not None:
             call.status = fault.status
-            return fault.status, error_body(fault.status, f"injected fault on {method.id}")
+            return fault.status, error_body(fault.status, fault.message or f"injected fault on {method.id}")
         handler = self.handlers.get(method.id)
         if handler is None:
             call.status = 501
