@@ -40,10 +40,19 @@ def imported_cloud_sdks(env: dict[str, str]) -> list[str]:
     probe = (
         "import sys, runvoy_cli.main as m\n"
         "try:\n    m.cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
-        f"print(','.join(sorted({{n.split('.')[0] for n in sys.modules}} & set({CLOUD_SDKS!r}))))"
+        f"print(','.join(sorted({{n.split('.')[0] for n in sys.modules}} & set({CLOUD_SDKS!r}))), file=sys.stderr)"
     )
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    return [m for m in out.stdout.strip().splitlines()[-1].split(",") if m]
+    return [m for m in out.stderr.strip().splitlines()[-1].split(",") if m] if out.stderr.strip() else []
+
+
+def compile_bytecode() -> None:
+    """Write .pyc files as `pip install` does (uv and PYTHONDONTWRITEBYTECODE=1 leave none): without them every
+    run would measure Python compiling runvoy and pydantic from source."""
+    import site
+
+    for path in [*site.getsitepackages(), str(ROOT / "runvoy_core"), str(ROOT / "runvoy_cli")]:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", path], stdout=subprocess.DEVNULL, check=False)
 
 
 def main() -> None:
@@ -53,6 +62,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--megabytes", type=int, default=100)
     args = parser.parse_args()
+    compile_bytecode()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "RUNVOY_HOME": home, "RUNVOY_CONFIG": str(Path(home) / "none.toml")}
         rows = []

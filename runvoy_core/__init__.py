@@ -6,11 +6,13 @@ supervisor and ``runvoy --help`` stay fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+# not `from typing import TYPE_CHECKING`: the local supervisor imports this package and typing costs it ~7 ms
+TYPE_CHECKING = False
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from runvoy_core.api import Runvoy
     from runvoy_core.errors import RunvoyError
     from runvoy_core.locks import check_fence

@@ -21,10 +21,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runvoy_core.errors import BudgetExceeded, NotFound, ValidationFailed
+from runvoy_core.logging import get_logger
 from runvoy_core.models import Execution, ExecutionRequest, Money, utcnow
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from runvoy_core.ports.store import StorePort
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DB_FILE = "budgets.sqlite"
 DEFAULT_ALERT_AT = (50, 80, 100)

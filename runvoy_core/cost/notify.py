@@ -10,9 +10,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import structlog
+from runvoy_core.logging import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_TIMEOUT = 5.0
 USER_AGENT = "runvoy-budget-notifier"

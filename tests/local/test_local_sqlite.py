@@ -33,12 +33,17 @@ def test_schema_version_row_and_wal(runvoy_home: Path) -> None:
 
 def insert_chunks(home: Path, ref: str, chunks: list[tuple[str, bytes]]) -> None:
     conn = db.connect_logs(home)
-    with db.write(conn):
+    path = db.log_path(home, ref)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    offset = 0
+    with db.write(conn), path.open("ab") as out:
         for seq, (stream, data) in enumerate(chunks, start=1):
+            out.write(data)
             conn.execute(
-                "INSERT INTO chunks (execution_id, seq, stream, ts, data) VALUES (?, ?, ?, ?, ?)",
-                (ref, seq, stream, 1_700_000_000.0 + seq, data),
+                "INSERT INTO log_chunks (execution_id, seq, stream, ts, offset, length) VALUES (?, ?, ?, ?, ?, ?)",
+                (ref, seq, stream, 1_700_000_000.0 + seq, offset, len(data)),
             )
+            offset += len(data)
     conn.close()
 
 
@@ -131,7 +136,7 @@ def test_big_output_is_captured_completely_and_fast(runvoy_home: Path) -> None:
     assert total == lines * 100 and stderr == b"end\n"
     assert chunks < lines / 50, "output should be stored in chunks of many lines"
     assert took < 20, f"capturing 20 MB took {took:.1f}s"
-    count = sqlite3.connect(runvoy_home / "logs.db").execute("SELECT count(*) FROM chunks").fetchone()[0]
+    count = sqlite3.connect(runvoy_home / "logs.db").execute("SELECT count(*) FROM log_chunks").fetchone()[0]
     assert count == chunks
     provider.close()
 

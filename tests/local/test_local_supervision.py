@@ -247,8 +247,9 @@ def test_secrets_come_from_the_environment_and_are_never_stored(
     assert state.exit_code == 0
     assert [e.message for e in provider.logs.read(spec.execution_id).events] == ["has-secret"]
     provider.close()
-    for path in runvoy_home.iterdir():
-        assert SECRET.encode() not in path.read_bytes(), f"secret value found in {path.name}"
+    for path in runvoy_home.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), f"secret value found in {path.name}"
     names = sqlite3.connect(runvoy_home / "state.db").execute("SELECT secret_names FROM tasks").fetchone()
     assert names == ('["API_TOKEN"]',)
 

@@ -84,16 +84,26 @@ STATE_SCHEMA = (
 
 LOGS_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    # one row per chunk of complete lines, as read from the pipe: one insert per read keeps capture fast
-    """CREATE TABLE IF NOT EXISTS chunks (
+    # one row per chunk of complete lines, as read from the pipe; the bytes themselves are appended to
+    # logs/<execution id>.log and the row says where (decision 0205: SQLite indexes, a file holds the bytes)
+    """CREATE TABLE IF NOT EXISTS log_chunks (
         execution_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
         stream TEXT NOT NULL,
         ts REAL NOT NULL,
-        data BLOB NOT NULL
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL
     )""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS chunks_by_execution ON chunks (execution_id, seq)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS log_chunks_by_execution ON log_chunks (execution_id, seq)",
 )
+LOG_DIR = "logs"
+
+
+def log_path(home: Path, execution_id: str) -> Path:
+    """Where an execution's output bytes live (the ids are [0-9a-f] and checked, never a path)."""
+    if not execution_id or "/" in execution_id or execution_id.startswith("."):
+        raise ValueError(f"not an execution id: {execution_id!r}")
+    return Path(home) / LOG_DIR / f"{execution_id}.log"
 
 
 def connect(path: Path, schema: tuple[str, ...]) -> sqlite3.Connection:

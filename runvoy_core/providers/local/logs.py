@@ -1,4 +1,5 @@
-"""Local logs: the supervisor's output chunks in logs.db, read back as line events or as raw chunks.
+"""Local logs: the supervisor's output chunks (bytes in logs/<id>.log, indexed in logs.db), read back as
+line events or as raw chunks.
 
 A cursor is ``"<chunk seq>:<line index>"``: the position of the next line to read (every chunk before
 ``seq`` and the first ``line index`` lines of chunk ``seq`` have been read). It is opaque to callers and
@@ -10,6 +11,7 @@ written anything yet and a task that does not exist look the same here; ``descri
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,13 +67,19 @@ class LocalLogs:
         rows = (
             self._logs.get()
             .execute(
-                "SELECT seq, stream, ts, data FROM chunks WHERE execution_id = ? AND seq >= ? "
+                "SELECT seq, stream, ts, offset, length FROM log_chunks WHERE execution_id = ? AND seq >= ? "
                 "ORDER BY seq LIMIT ?",
                 (ref, from_seq, limit),
             )
             .fetchall()
         )
-        return [(int(s), str(st), float(ts), bytes(d)) for s, st, ts, d in rows]
+        if not rows:
+            return []
+        fd = os.open(db.log_path(self.home, ref), os.O_RDONLY)
+        try:
+            return [(int(seq), str(st), float(ts), os.pread(fd, ln, off)) for seq, st, ts, off, ln in rows]
+        finally:
+            os.close(fd)
 
     def read(
         self, ref: str, cursor: str | None = None, limit: int = 1000, pattern: str | None = None

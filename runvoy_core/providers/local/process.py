@@ -17,7 +17,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 OutputCallback = Callable[[str, float, bytes], None]
 READ_SIZE = 1 << 20
@@ -32,15 +31,34 @@ LONG_LINE = 1 << 20
 DRAIN_AFTER_EXIT = 1.0
 
 
-@dataclass
 class ExitInfo:
-    exit_code: int | None
-    signal: int | None
-    started_at: float
-    finished_at: float
-    timed_out: bool = False
-    stopped: bool = False  # a stop (graceful or kill) was requested
-    killed: bool = False  # the group had to be SIGKILLed
+    """How the process ended. A plain class, not a dataclass: importing dataclasses (and with it inspect
+    and ast) would add a fifth to the supervisor's start-up time."""
+
+    __slots__ = ("exit_code", "finished_at", "killed", "signal", "started_at", "stopped", "timed_out")
+
+    def __init__(
+        self,
+        exit_code: int | None,
+        signal: int | None,
+        started_at: float,
+        finished_at: float,
+        *,
+        timed_out: bool = False,
+        stopped: bool = False,
+        killed: bool = False,
+    ) -> None:
+        self.exit_code = exit_code
+        self.signal = signal
+        self.started_at = started_at
+        self.finished_at = finished_at
+        self.timed_out = timed_out
+        self.stopped = stopped  # a stop (graceful or kill) was requested
+        self.killed = killed  # the group had to be SIGKILLed
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"ExitInfo({fields})"
 
 
 def _grow_pipe(fd: int) -> None:

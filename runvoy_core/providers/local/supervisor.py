@@ -43,10 +43,15 @@ class LogWriter:
     line now and then gets one row per line at once; a flood of output gets a few large rows.
     """
 
-    def __init__(self, conn: sqlite3.Connection, execution_id: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, execution_id: str, path: Path) -> None:
         self.conn = conn
         self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         self.execution_id = execution_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the bytes go to an append-only file (one copy into the page cache); SQLite keeps only the index,
+        # which is what a reader trusts: bytes without an index row (a crash mid-write) are never shown
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.offset = os.fstat(self._fd).st_size
         self.seq = 0
         self.error: str | None = None
         self._pending: list[tuple[str, float, bytes]] = []
@@ -70,6 +75,7 @@ class LogWriter:
             self._closed = True
             self._cond.notify_all()
         self._thread.join()
+        os.close(self._fd)
 
     def _run(self) -> None:
         while True:
@@ -94,15 +100,28 @@ class LogWriter:
             else:
                 rows.append((stream, ts, [data], len(data)))
         params = []
-        for stream, ts, parts, _size in rows:
-            self.seq += 1
-            params.append((self.execution_id, self.seq, stream, ts, b"".join(parts)))
         failure: Exception | None = None
+        for stream, ts, parts, size in rows:
+            data = b"".join(parts)
+            try:
+                written = 0
+                while written < size:
+                    written += os.write(self._fd, data[written:])
+            except OSError as exc:  # disk full: the index never points at bytes that are not there
+                self.error = f"log output was lost: {exc.strerror}"
+                self.offset = os.fstat(self._fd).st_size
+                continue
+            self.seq += 1
+            params.append((self.execution_id, self.seq, stream, ts, self.offset, size))
+            self.offset += size
+        if not params:
+            return
         for attempt in range(20):
             try:
                 with db.write(self.conn):
                     self.conn.executemany(
-                        "INSERT INTO chunks (execution_id, seq, stream, ts, data) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO log_chunks (execution_id, seq, stream, ts, offset, length) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
                         params,
                     )
                 return
@@ -174,7 +193,7 @@ class Supervisor:
         for name in json.loads(secrets_json):
             if name in os.environ:
                 env[name] = os.environ[name]
-        self.writer = LogWriter(self.logs, execution_id)
+        self.writer = LogWriter(self.logs, execution_id, db.log_path(self.home, execution_id))
         process = ManagedProcess(
             json.loads(argv_json),
             env=env,
