@@ -52,7 +52,9 @@ def compile_bytecode() -> None:
     import site
 
     for path in [*site.getsitepackages(), str(ROOT / "runvoy_core"), str(ROOT / "runvoy_cli")]:
-        subprocess.run([sys.executable, "-m", "compileall", "-q", path], stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", path], stdout=subprocess.DEVNULL, check=False
+        )
 
 
 def main() -> None:
