@@ -277,22 +277,12 @@ def spent_in_period(budget: Budget, store: StorePort, start: datetime) -> Decima
 
 def estimated_run_cost(request: ExecutionRequest, *, provider: str, region: str | None) -> Decimal:
     """The request's cost over its timeout (or DEFAULT_ESTIMATE_SECONDS); 0 where nothing can be priced."""
-    from runvoy_core.cost.pricing import PricingError, price_run
+    from runvoy_core.cost.calculator import price_resources
+    from runvoy_core.cost.pricing import PricingError
 
     seconds = Decimal(str(request.timeout)) if request.timeout else Decimal(DEFAULT_ESTIMATE_SECONDS)
-    resources = request.resources
     try:
-        breakdown = price_run(
-            provider,
-            resources.cpu,
-            resources.memory_mib,
-            seconds,
-            region=region,
-            architecture=str(resources.architecture),
-            spot=resources.spot,
-            storage_gib=resources.storage_gib,
-            equivalent=True,
-        )
+        breakdown = price_resources(provider, request.resources, seconds, region=region, equivalent=True)
     except PricingError:
         return Decimal(0)
     return breakdown.total

@@ -40,7 +40,7 @@ def _to_cost(breakdown: Breakdown, *, estimated: bool) -> Cost:
     )
 
 
-def _price(
+def price_resources(
     provider: str,
     resources: Resources,
     seconds: Decimal,
@@ -82,7 +82,7 @@ def estimate(
     provider cannot run this size, architecture, capacity or region (the message lists what it can)."""
     seconds = _as_decimal_seconds(duration_seconds)
     try:
-        breakdown = _price(
+        breakdown = price_resources(
             provider, resources, seconds, region=region, equivalent=False, catalog=load_catalog(home)
         )
     except PricingError as exc:
@@ -142,7 +142,7 @@ def cost_of_execution(
     resources = execution.request.resources
     catalog = load_catalog(home)
     try:
-        breakdown = _price(
+        breakdown = price_resources(
             execution.provider, resources, seconds, region=execution.region, equivalent=True, catalog=catalog
         )
         if start is None or stop is None:
@@ -167,7 +167,9 @@ def cost_of_execution(
             continue
         try:
             other_rule = rule_for(other)
-            elsewhere = _price(other, resources, seconds, region=None, equivalent=True, catalog=catalog)
+            elsewhere = price_resources(
+                other, resources, seconds, region=None, equivalent=True, catalog=catalog
+            )
         except PricingError as exc:
             equivalent_notes.append(f"{other}: {exc.message}")
             continue

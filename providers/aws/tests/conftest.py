@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from aws_test_tools import REGION, config_dict, reset_moto
 from simulator_aws import AwsSimulator
 
+from runvoy_core.testing.fixtures import runvoy_home  # noqa: F401  (autouse: own RUNVOY_HOME per test)
+
 CREDENTIAL_VARS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -24,20 +26,14 @@ CREDENTIAL_VARS = {
 
 
 @pytest.fixture(autouse=True)
-def runvoy_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "runvoy-home"
-    home.mkdir()
-    monkeypatch.setenv("RUNVOY_HOME", str(home))
-    monkeypatch.setenv("RUNVOY_CONFIG", str(tmp_path / "config.toml"))
-    for var in ("RUNVOY_PROVIDER", "RUNVOY_PROFILE", "RUNVOY_PLUGINS_ALLOW", "RUNVOY_PLUGINS_BLOCK"):
-        monkeypatch.delenv(var, raising=False)
+def aws_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and no AWS config from the machine: nothing can reach a real account."""
     for var in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(var, raising=False)
     for var, value in CREDENTIAL_VARS.items():
         monkeypatch.setenv(var, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    return home
 
 
 @pytest.fixture(scope="session")

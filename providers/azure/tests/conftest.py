@@ -45,6 +45,8 @@ _load_fakes()
 
 from runvoy_azure_testfakes.aci_server import FakeAci  # noqa: E402
 
+from runvoy_core.testing.fixtures import runvoy_home  # noqa: E402, F401  (autouse: own RUNVOY_HOME per test)
+
 REPO = Path(__file__).resolve().parents[3]
 # RUNVOY_AZURITE_BIN: another folder holding azurite-blob and azurite-table (e.g. a global npm install)
 AZURITE_BIN = Path(
@@ -54,17 +56,6 @@ INSTALL = "npm ci --prefix tools/azurite"
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft)
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-@pytest.fixture(autouse=True)
-def runvoy_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "runvoy-home"
-    home.mkdir()
-    monkeypatch.setenv("RUNVOY_HOME", str(home))
-    monkeypatch.setenv("RUNVOY_CONFIG", str(tmp_path / "config.toml"))
-    for var in ("RUNVOY_PROVIDER", "RUNVOY_PROFILE", "RUNVOY_PLUGINS_ALLOW", "RUNVOY_PLUGINS_BLOCK"):
-        monkeypatch.delenv(var, raising=False)
-    return home
 
 
 def _free_port() -> int:

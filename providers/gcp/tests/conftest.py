@@ -38,18 +38,8 @@ from runvoy_gcp_testfakes.cloud_logging import FakeCloudLogging  # noqa: E402
 from runvoy_gcp_testfakes.cloud_run import FakeCloudRun  # noqa: E402
 from runvoy_gcp_testfakes.gcs_server import FakeGcsServer  # noqa: E402
 
+from runvoy_core.testing.fixtures import runvoy_home  # noqa: E402, F401  (autouse: own RUNVOY_HOME per test)
 from runvoy_core.testing.simulator import CloudSimulator  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def runvoy_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "runvoy-home"
-    home.mkdir()
-    monkeypatch.setenv("RUNVOY_HOME", str(home))
-    monkeypatch.setenv("RUNVOY_CONFIG", str(tmp_path / "config.toml"))
-    for var in ("RUNVOY_PROVIDER", "RUNVOY_PROFILE", "RUNVOY_PLUGINS_ALLOW", "RUNVOY_PLUGINS_BLOCK"):
-        monkeypatch.delenv(var, raising=False)
-    return home
 
 
 @pytest.fixture(scope="session")
