@@ -20,6 +20,7 @@ from runvoy_core.config import Settings, describe_validation_error, load_setting
 from runvoy_core.errors import (
     AmbiguousId,
     ConfigError,
+    LockLost,
     NotFound,
     RunvoyError,
     UnknownProvider,
@@ -187,7 +188,12 @@ class Runvoy:
         handle = self.runner.start(request, on_message=on_message, on_lock_wait=on_lock_wait)
         if on_start is not None:
             on_start(handle)
-        return self.runner.watch(handle, log_sink)
+        try:
+            return self.runner.watch(handle, log_sink)
+        except LockLost:
+            # this watcher lost its lock and may no longer write; the record converges from what the
+            # provider says about the task (stopped, with the reason recorded before the stop)
+            return self.status(handle.execution.id)
 
     def submit(
         self,

@@ -248,6 +248,15 @@ class Runner:
             execution.id, execution.request, env=self._task_env(execution), request_id=execution.request_id
         )
         compute = self.provider.compute
+        if execution.lock and execution.fence is not None:
+            from runvoy_core.locks import check_fence
+
+            try:
+                check_fence(self.register, execution.lock, execution.fence)
+            except StaleFence:
+                raise LockLost(
+                    f"lock {execution.lock!r} was taken over before the task started; nothing was started"
+                ) from None
         ref: str | None = None
         delay = 0.5
         for attempt in range(1, START_ATTEMPTS + 1):
@@ -270,7 +279,15 @@ class Runner:
         assert ref is not None
         execution.task_ref = ref
         execution.status = Status.STARTING
-        handle.execution = self._write(handle, execution)
+        try:
+            handle.execution = self._write(handle, execution)
+        except StaleFence:
+            # the lock was taken over while the task started: the task ref must still be recorded (a task
+            # nobody can find would run on unseen), then the task is stopped
+            handle.execution = self._write(handle, execution, check_fence=False)
+            self._event(handle.execution, Status.STARTING, "started", task_ref=ref)
+            self._stop(handle, "lock_lost", force=False)
+            return
         self._event(handle.execution, Status.STARTING, "started", task_ref=ref)
 
     # -- 5. watch ------------------------------------------------------------------------------------------
@@ -283,10 +300,15 @@ class Runner:
                 self._pump_logs(handle, sink)
             if state is not None and state.ended:
                 return self.finalize(handle, state, sink)
-            if state is not None:
-                self._observe_active(handle, state)
-            self._renew(handle)
-            self._enforce(handle)
+            try:
+                if state is not None:
+                    self._observe_active(handle, state)
+                self._renew(handle)
+                self._enforce(handle)
+            except StaleFence:
+                # a newer holder has the lock: this run must not go on alongside it
+                if handle.execution.stop_requested != "lock_lost":
+                    self._stop(handle, "lock_lost", force=False)
             self._pause(handle, interval)
             interval = min(interval * 1.5, self.poll_max)
             if handle.cancel or handle.stop_sent_at:
