@@ -97,7 +97,7 @@ def test_a_lock_taken_over_before_the_start_starts_nothing() -> None:
     real_start = Runner._start_task
 
     def steal_then_start(self: Runner, handle: object) -> None:
-        record, version = manager.get("deploy")  # type: ignore[misc]
+        _record, version = manager.get("deploy")  # type: ignore[misc]
         manager.force_release("deploy", version, by="test")
         manager.acquire("deploy", LockHolder(user="intruder"))
         real_start(self, handle)  # type: ignore[arg-type]
