@@ -49,6 +49,7 @@ KILL_MARGIN = 5.0
 LOG_PAGE = 5000
 NATIVE_TIMEOUT_MARGIN = 5.0
 FINAL_READ_ATTEMPTS = 5
+WRITE_ATTEMPTS = 5
 
 
 class LogSink(Protocol):
@@ -148,8 +149,9 @@ class Runner:
             needs.append((Capability.ARM64, "--arch arm64"))
         if request.secrets and Capability.SECRETS not in caps:
             needs.append((Capability.SECRETS, "--secret"))
-        for cap, flag in needs:
-            raise CapabilityMissing(f"provider {self.provider.name!r} does not support {flag} ({cap.value})")
+        if needs:
+            missing = ", ".join(f"{flag} ({cap.value})" for cap, flag in needs)
+            raise CapabilityMissing(f"provider {self.provider.name!r} does not support {missing}")
         self.provider.compute.validate(request)
         if self.home is not None:
             from runvoy_core.cost.budgets import check_budgets
@@ -451,8 +453,24 @@ class Runner:
 
     # -- 6. finalize ---------------------------------------------------------------------------------------
     def finalize(self, handle: RunHandle, state: TaskState, sink: LogSink | None = None) -> Execution:
+        """The watcher's end of a run: the last log lines, the final record, the lock released."""
         if sink is not None:
             self._pump_logs(handle, sink, final=True)
+        try:
+            return self._conclude(handle, state)
+        except StaleFence:
+            # a newer holder owns the lock: this watcher must not write; the record converges elsewhere
+            lock = handle.execution.lock
+            raise LockLost(f"lock {lock!r} was taken over; not writing the final status") from None
+        finally:
+            if handle.lease is not None:
+                try:
+                    handle.lease.release()
+                except Exception as exc:
+                    log.warning("lock.release_failed", error=str(exc))
+
+    def _conclude(self, handle: RunHandle, state: TaskState, *, observed: bool = False) -> Execution:
+        """Archive the logs, write the final record, clean up the task's resources, tell the plugins."""
         execution = handle.execution
         ref = execution.task_ref
         archive = getattr(self.provider.logs, "archive", None)
@@ -462,34 +480,20 @@ class Runner:
             except Exception as exc:  # the archive is best effort; the record must still be final
                 log.warning("logs.archive_failed", error=str(exc))
         status, reason = lifecycle.final_status(execution, state)
-        execution = self._apply_final(execution, state, status, reason)
-        try:
-            handle.execution = self._write(handle, execution)
-        except StaleFence:
-            # a newer holder owns the lock: this watcher must not write; the record converges elsewhere
-            raise LockLost(f"lock {execution.lock!r} was taken over; not writing the final status") from None
-        except VersionConflict:
-            current = self.store.get(execution.id)
-            if current is None or not current.status.is_terminal:
-                raise
-            handle.execution = current
+        handle.execution = self._write(handle, self._apply_final(execution, state, status, reason))
         self._event(
             handle.execution,
             handle.execution.status,
             "finished",
-            exit_code=execution.exit_code,
-            reason=reason,
+            exit_code=handle.execution.exit_code,
+            reason=handle.execution.reason,
+            observed=observed or None,
         )
         if ref is not None:
             try:
                 self.provider.compute.cleanup(ref)
             except Exception as exc:
                 log.warning("cleanup.failed", error=str(exc))
-        if handle.lease is not None:
-            try:
-                handle.lease.release()
-            except Exception as exc:
-                log.warning("lock.release_failed", error=str(exc))
         self._notify_finished(handle.execution)
         return handle.execution
 
@@ -541,10 +545,28 @@ class Runner:
     def _write(
         self, handle: RunHandle | None, execution: Execution, *, check_fence: bool = True
     ) -> Execution:
-        if check_fence and execution.lock and execution.fence is not None:
+        """Update the record.
+
+        The watcher holding the lock first checks that its fence is still current, so a paused watcher
+        whose lock was taken over cannot write over what happens next. Others (``runvoy status`` or
+        ``kill`` from another shell) may have written meanwhile: on a version conflict their changes are
+        merged in, never lost, and a record someone already finalized is left as it is.
+        """
+        watcher = handle is not None and handle.lease is not None
+        if watcher and check_fence and execution.lock and execution.fence is not None:
             from runvoy_core.locks import check_fence as _check
 
             _check(self.register, execution.lock, execution.fence)
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                return self.store.update(execution)
+            except VersionConflict:
+                fresh = self.store.get(execution.id)
+                if fresh is None:
+                    raise
+                if fresh.status.is_terminal:
+                    return fresh
+                execution = _merge(fresh, execution)
         return self.store.update(execution)
 
     def _event(self, execution: Execution, status: Status | None, event: str, **detail: Any) -> None:
@@ -585,7 +607,7 @@ class Runner:
         if state.ended:
             handle.log_cursor = None
             try:
-                result = self._finalize_observed(handle, state)
+                result = self._conclude(handle, state, observed=True)
             except VersionConflict:
                 fresh = self.store.get(execution.id)
                 return fresh if fresh is not None else execution
@@ -599,29 +621,6 @@ class Runner:
         except (VersionConflict, StaleFence):
             fresh = self.store.get(execution.id)
             return fresh if fresh is not None else execution
-        return handle.execution
-
-    def _finalize_observed(self, handle: RunHandle, state: TaskState) -> Execution:
-        execution = handle.execution
-        status, reason = lifecycle.final_status(execution, state)
-        if execution.task_ref is not None:
-            archive = getattr(self.provider.logs, "archive", None)
-            if archive is not None:
-                try:
-                    archive(execution.task_ref, execution.id)
-                except Exception as exc:
-                    log.warning("logs.archive_failed", error=str(exc))
-        execution = self._apply_final(execution, state, status, reason)
-        handle.execution = self.store.update(execution)
-        self._event(
-            handle.execution, status, "finished", exit_code=execution.exit_code, reason=reason, observed=True
-        )
-        if execution.task_ref is not None:
-            try:
-                self.provider.compute.cleanup(execution.task_ref)
-            except Exception as exc:
-                log.warning("cleanup.failed", error=str(exc))
-        self._notify_finished(handle.execution)
         return handle.execution
 
     def _release_observed(self, execution: Execution, release_lock: bool) -> None:
@@ -732,3 +731,15 @@ class Runner:
                         entry["action"] = f"failed to stop orphan task: {exc}"
                 actions.append(entry)
         return actions
+
+
+def _merge(stored: Execution, mine: Execution) -> Execution:
+    """My view of a record written over the stored one: a stop asked for elsewhere is kept, the status
+    only moves forward, and what either side learned about the task is kept."""
+    merged = mine.model_copy(update={"version": stored.version})
+    merged.stop_requested = mine.stop_requested or stored.stop_requested
+    if not mine.status.is_terminal and lifecycle.moves_forward(mine.status, stored.status):
+        merged.status = stored.status
+    merged.task_ref = mine.task_ref or stored.task_ref
+    merged.started_at = mine.started_at or stored.started_at
+    return merged

@@ -121,3 +121,32 @@ def test_reconcile_reports_what_it_repaired(rv: Runvoy) -> None:
     repaired = [a for a in actions if a.get("execution") == ex.id]
     assert repaired and repaired[0]["action"] == "repaired" and repaired[0]["to"] == "FAILED"
     assert rv.get(ex.id).exit_code == 5
+
+
+def test_other_shells_writing_the_record_never_break_the_watcher() -> None:
+    """`runvoy status` and `runvoy kill` from another shell write the same record as the attached watcher:
+    the watcher merges their changes (the kill's reason included) instead of failing on the version."""
+    import threading
+
+    watcher_rv, other = Runvoy(), Runvoy()
+    result: dict[str, object] = {}
+    started = threading.Event()
+
+    def attached() -> None:
+        result["ex"] = watcher_rv.run(
+            "sleep 30",
+            stop_grace="1s",
+            on_start=lambda handle: (result.setdefault("id", handle.execution.id), started.set()),
+        )
+
+    thread = threading.Thread(target=attached, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    execution_id = str(result["id"])
+    deadline = time.monotonic() + 10
+    while other.status(execution_id).status != Status.RUNNING:  # an observer's writes race the watcher's
+        assert time.monotonic() < deadline
+    other.kill(execution_id)
+    thread.join(20)
+    ex = result["ex"]
+    assert ex.status == Status.CANCELLED, (ex.status, ex.reason)  # type: ignore[attr-defined]
