@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -60,7 +61,7 @@ def _labels_text(names: Sequence[str], values: Sequence[str], extra: Iterable[tu
     return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in pairs) + "}"
 
 
-class _Metric:
+class _Metric(ABC):
     kind = "untyped"
 
     def __init__(self, name: str, help_text: str, labelnames: Sequence[str], lock: threading.Lock) -> None:
@@ -76,8 +77,9 @@ class _Metric:
             )
         return tuple(str(labels[n]) for n in self.labelnames)
 
+    @abstractmethod
     def render(self) -> list[str]:
-        raise NotImplementedError
+        """The metric's lines in the Prometheus text format."""
 
 
 class Counter(_Metric):
