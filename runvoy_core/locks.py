@@ -499,7 +499,9 @@ class LockManager:
         self.margin = margin if margin is not None else min(2.0, self.lease * 0.1)
         self.poll_min = poll_min if poll_min is not None else min(0.05, self.lease / 20)
         self.poll_max = poll_max if poll_max is not None else max(self.poll_min, min(2.0, self.lease / 6))
-        self.status_interval = status_interval if status_interval is not None else max(1.0, self.lease / 3)
+        # how often a waiter asks whether the holder's run has ended: a finished holder (even one whose
+        # watcher died) should hand over within seconds, not a third of a lease
+        self.status_interval = status_interval if status_interval is not None else max(1.0, self.lease / 15)
 
     # -- acquiring ------------------------------------------------------------------------------------
     def begin(
