@@ -28,7 +28,9 @@ class CliState:
     def settings(self) -> Settings:
         if self._settings is None:
             from runvoy_core.config import load_settings
-            from runvoy_core.logging import configure_logging
+            from runvoy_core.logging import bind_request_id, configure_logging, new_request_id
+
+            bind_request_id(new_request_id())  # one request id per CLI invocation
 
             self._settings = load_settings(
                 profile=self.profile, log_format=self.log_format, log_level=self.log_level

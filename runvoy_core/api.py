@@ -26,14 +26,13 @@ from runvoy_core.errors import (
     UnknownProvider,
     ValidationFailed,
 )
-from runvoy_core.logging import bind_request_id, current_request_id
+from runvoy_core.logging import request_scope
 from runvoy_core.models import (
     Execution,
     ExecutionRequest,
     LogEvent,
     Status,
     StatusChange,
-    new_request_id,
 )
 from runvoy_core.ports import LockRegister, Provider, StorePort
 from runvoy_core.ports.store import ExecutionQuery
@@ -73,8 +72,6 @@ class Runvoy:
     ) -> None:
         self.settings = settings or load_settings()
         self.provider_name = provider or self.settings.provider
-        if current_request_id() is None:
-            bind_request_id(new_request_id())
         self._provider: Provider | None = None
         self._runner: Runner | None = None
         self._config_overrides = config
@@ -185,15 +182,16 @@ class Runvoy:
     ) -> Execution:
         """Run and wait; returns the finished Execution. Logs go to ``log_sink`` as they arrive."""
         request = build_request(command, **options)
-        handle = self.runner.start(request, on_message=on_message, on_lock_wait=on_lock_wait)
-        if on_start is not None:
-            on_start(handle)
-        try:
-            return self.runner.watch(handle, log_sink)
-        except LockLost:
-            # this watcher lost its lock and may no longer write; the record converges from what the
-            # provider says about the task (stopped, with the reason recorded before the stop)
-            return self.status(handle.execution.id)
+        with request_scope():
+            handle = self.runner.start(request, on_message=on_message, on_lock_wait=on_lock_wait)
+            if on_start is not None:
+                on_start(handle)
+            try:
+                return self.runner.watch(handle, log_sink)
+            except LockLost:
+                # this watcher lost its lock and may no longer write; the record converges from what the
+                # provider says about the task (stopped, with the reason recorded before the stop)
+                return self.status(handle.execution.id)
 
     def submit(
         self,
@@ -205,7 +203,8 @@ class Runvoy:
     ) -> Execution:
         """Start and return at once (a detached run); ``status``/``wait`` converge it later."""
         request = build_request(command, **options)
-        handle = self.runner.start(request, on_message=on_message, on_lock_wait=on_lock_wait)
+        with request_scope():
+            handle = self.runner.start(request, on_message=on_message, on_lock_wait=on_lock_wait)
         return handle.execution
 
     # -- reading -------------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ the task's environment. structlog itself is imported on the first log call, not 
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -66,8 +68,28 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+def new_request_id() -> str:
+    return "req-" + secrets.token_hex(8)
+
+
 def bind_request_id(request_id: str) -> None:
+    """Bind for the rest of this context (the CLI binds one per invocation)."""
     _request_id.set(request_id)
+
+
+@contextmanager
+def request_scope() -> Iterator[str]:
+    """The request id of one API call: the bound one if the caller has one, else a fresh one for the
+    duration of the call, so two calls from one program are told apart in records and log lines."""
+    current = _request_id.get()
+    if current is not None:
+        yield current
+        return
+    token = _request_id.set(new_request_id())
+    try:
+        yield _request_id.get() or ""
+    finally:
+        _request_id.reset(token)
 
 
 def current_request_id() -> str | None:

@@ -41,10 +41,6 @@ def new_execution_id() -> str:
     return _secrets.token_hex(EXECUTION_ID_LENGTH // 2)
 
 
-def new_request_id() -> str:
-    return "req-" + _secrets.token_hex(8)
-
-
 Money = Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str, when_used="json")]
 Cpu = Annotated[Decimal, BeforeValidator(parse_cpu), PlainSerializer(lambda d: str(d), return_type=str)]
 MemoryMiB = Annotated[int, BeforeValidator(parse_memory_mib)]

@@ -25,7 +25,7 @@ from runvoy_core.errors import (
     TransientProviderError,
     VersionConflict,
 )
-from runvoy_core.logging import current_request_id, get_logger
+from runvoy_core.logging import current_request_id, get_logger, new_request_id
 from runvoy_core.models import (
     Execution,
     ExecutionRequest,
@@ -34,7 +34,6 @@ from runvoy_core.models import (
     Status,
     StatusChange,
     new_execution_id,
-    new_request_id,
     utcnow,
 )
 from runvoy_core.ports import Capability, LockRegister, Provider, StorePort, TaskPhase, TaskSpec, TaskState

@@ -150,3 +150,23 @@ def test_other_shells_writing_the_record_never_break_the_watcher() -> None:
     thread.join(20)
     ex = result["ex"]
     assert ex.status == Status.CANCELLED, (ex.status, ex.reason)  # type: ignore[attr-defined]
+
+
+def test_each_api_call_gets_its_own_request_id_unless_the_caller_binds_one(rv: Runvoy) -> None:
+    import contextvars
+
+    # a fresh context, as a program that never bound a request id has (other tests in this process did)
+    contextvars.Context().run(_request_ids_per_call, rv)
+
+
+def _request_ids_per_call(rv: Runvoy) -> None:
+    from runvoy_core.logging import bind_request_id, current_request_id
+
+    sink = Sink()
+    first = rv.run('echo "$RUNVOY_REQUEST_ID"', log_sink=sink)
+    second = rv.submit("true")
+    assert first.request_id and second.request_id and first.request_id != second.request_id
+    assert sink.lines() == [first.request_id], "the task sees the request id of its own call"
+    assert current_request_id() is None, "a call's request id does not leak into the caller's context"
+    bind_request_id("req-from-the-caller")
+    assert rv.run("true").request_id == "req-from-the-caller"
