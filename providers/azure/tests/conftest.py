@@ -7,12 +7,10 @@ Node or that install, the tests that need storage are skipped with the command t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,27 +19,13 @@ from typing import Any
 
 import pytest
 
+from runvoy_core.testing.packages import load_package
 from runvoy_core.testing.simulator import CloudSimulator
 
 _FAKES = "runvoy_azure_testfakes"
 
 
-def _load_fakes() -> None:
-    """The fakes are a package next to this file; load it under a repo-unique name (tests run with
-    --import-mode=importlib and other providers' test folders have a 'fakes' package too)."""
-    if _FAKES in sys.modules:
-        return
-    path = Path(__file__).parent / "fakes"
-    spec = importlib.util.spec_from_file_location(
-        _FAKES, path / "__init__.py", submodule_search_locations=[str(path)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_FAKES] = module
-    spec.loader.exec_module(module)
-
-
-_load_fakes()
+load_package(Path(__file__).parent / "fakes", _FAKES)
 
 from runvoy_azure_testfakes.aci_server import FakeAci  # noqa: E402
 

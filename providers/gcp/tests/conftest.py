@@ -6,33 +6,18 @@ are invisible to the others."""
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from runvoy_core.testing.packages import load_package
+
 _FAKES = "runvoy_gcp_testfakes"
 
 
-def _load_fakes() -> None:
-    """The fakes are a package next to this file; load it under a repo-unique name (tests run with
-    --import-mode=importlib, and other providers' test folders may have a 'fakes' package too)."""
-    if _FAKES in sys.modules:
-        return
-    path = Path(__file__).parent / "fakes"
-    spec = importlib.util.spec_from_file_location(
-        _FAKES, path / "__init__.py", submodule_search_locations=[str(path)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[_FAKES] = module
-    spec.loader.exec_module(module)
-
-
-_load_fakes()
+load_package(Path(__file__).parent / "fakes", _FAKES)
 
 from runvoy_gcp_testfakes.cloud_logging import FakeCloudLogging  # noqa: E402
 from runvoy_gcp_testfakes.cloud_run import FakeCloudRun  # noqa: E402
