@@ -604,6 +604,9 @@ class Runner:
         if state is None:
             return handle.execution
         if state.ended:
+            stored = self.store.get(execution.id)
+            if stored is not None and stored.status.is_terminal:
+                return stored  # its watcher (or another reader) finalized it meanwhile: archive once
             handle.log_cursor = None
             try:
                 result = self._conclude(handle, state, observed=True)
