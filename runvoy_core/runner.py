@@ -716,7 +716,8 @@ class Runner:
         try:
             active = self.provider.compute.list_active()
         except (ProviderError, NotImplementedError) as exc:
-            actions.append({"action": "skipped task scan", "reason": str(exc)})
+            # a third-party provider may offer no task listing: records are still repaired above
+            actions.append({"action": "skipped task scan", "reason": str(exc) or type(exc).__name__})
             active = []
         for state in active:
             if state.execution_id and self.store.get(state.execution_id) is None:
