@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -88,7 +89,9 @@ def test_orphaned_record_becomes_lost(rv: Runvoy) -> None:
     assert after.status == Status.LOST and "never started" in (after.reason or "")
 
 
-def test_retried_start_never_starts_twice(rv: Runvoy, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retried_start_never_starts_twice(
+    rv: Runvoy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The task starts but the answer is lost: the runner finds it instead of starting a second one."""
     compute = rv.provider.compute
     real_start = compute.start
@@ -102,9 +105,10 @@ def test_retried_start_never_starts_twice(rv: Runvoy, monkeypatch: pytest.Monkey
         return key
 
     monkeypatch.setattr(compute, "start", start_then_fail)
-    ex = rv.run("echo once >> counter.txt; cat counter.txt | wc -l", workdir=None)
+    ex = rv.run("echo once >> counter.txt", workdir=str(tmp_path))
     assert ex.status == Status.SUCCEEDED
     assert len(calls) == 1
+    assert (tmp_path / "counter.txt").read_text() == "once\n"  # the command ran exactly once
     assert compute.find(ex.id) == ex.task_ref
 
 
