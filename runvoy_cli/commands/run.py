@@ -213,6 +213,8 @@ def _attached(
             else:
                 message("runvoy: interrupted")
             return EXIT_INTERRUPTED
+        finally:
+            sink.close()
     if as_json:
         from runvoy_cli.views import execution_json
 

@@ -47,8 +47,8 @@ class SimulatedTask:
         self._process = ManagedProcess(argv, env=env, on_output=self._on_output, timeout=timeout, grace=grace)
         self._thread = threading.Thread(target=self._run, name=f"sim-{key}", daemon=True)
 
-    def _on_output(self, stream: str, timestamp: float, data: bytes) -> None:
-        lines = data.decode("utf-8", errors="replace").splitlines()
+    def _on_output(self, stream: str, timestamp: float, data: bytes | memoryview) -> None:
+        lines = str(data, "utf-8", "replace").splitlines()
         self.adapter.on_output(self, stream, timestamp, lines)
 
     def _run(self) -> None:

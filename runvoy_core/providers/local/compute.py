@@ -319,22 +319,15 @@ class LocalCompute:
         with _CHILDREN_LOCK:
             child = _CHILDREN.get(ref)
         if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout)
+            # a pidfd wakes us the moment it exits; Popen.wait(timeout) would poll, up to 50 ms late
+            if child.poll() is None and not _sleep_on_pid(child.pid, timeout):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout)
+            child.poll()  # reap it
             return
         pid = state.detail.get("supervisor_pid")
-        pidfd_open = getattr(os, "pidfd_open", None)
-        if pid and pidfd_open is not None and state.phase != TaskPhase.PENDING:
-            try:
-                fd = pidfd_open(pid)
-            except OSError:
-                fd = None
-            if fd is not None:
-                try:
-                    select.select([fd], [], [], timeout)
-                finally:
-                    os.close(fd)
-                return
+        if pid and state.phase != TaskPhase.PENDING and _sleep_on_pid(pid, timeout):
+            return
         time.sleep(min(timeout, 0.02))
 
     # -- stop ---------------------------------------------------------------------------------------------
@@ -398,3 +391,20 @@ class LocalCompute:
             return
         if row["sup_pid"] is not None and not procinfo.is_alive(row["sup_pid"], row["sup_start"]):
             self._kill_group(row)
+
+
+def _sleep_on_pid(pid: int, timeout: float) -> bool:
+    """Sleep until process ``pid`` exits or ``timeout`` passes; False where pidfds are not available
+    (not Linux >= 5.3) or the process is already gone."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return False
+    try:
+        fd = pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return True

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from runvoy_core.errors import UsageError
 from runvoy_core.models import LogEvent, LogPage
+from runvoy_core.ports.logs import FileRange
 from runvoy_core.providers.local import db
 
 START = "0:0"
@@ -63,7 +64,8 @@ class LocalLogs:
     def close(self) -> None:
         self._logs.close()
 
-    def _chunks(self, ref: str, from_seq: int, limit: int) -> list[tuple[int, str, float, bytes]]:
+    def _rows(self, ref: str, from_seq: int, limit: int) -> list[tuple[int, str, float, int, int]]:
+        """Index rows (seq, stream, ts, offset, length) from ``from_seq`` on."""
         rows = (
             self._logs.get()
             .execute(
@@ -73,11 +75,15 @@ class LocalLogs:
             )
             .fetchall()
         )
+        return [(int(seq), str(st), float(ts), int(off), int(ln)) for seq, st, ts, off, ln in rows]
+
+    def _chunks(self, ref: str, from_seq: int, limit: int) -> list[tuple[int, str, float, bytes]]:
+        rows = self._rows(ref, from_seq, limit)
         if not rows:
             return []
         fd = os.open(db.log_path(self.home, ref), os.O_RDONLY)
         try:
-            return [(int(seq), str(st), float(ts), os.pread(fd, ln, off)) for seq, st, ts, off, ln in rows]
+            return [(seq, st, ts, os.pread(fd, ln, off)) for seq, st, ts, off, ln in rows]
         finally:
             os.close(fd)
 
@@ -124,22 +130,40 @@ class LocalLogs:
         work (this is what keeps ``runvoy run`` near the bare command's throughput). An empty list means
         nothing new yet; the cursor is the same as ``read``'s.
         """
+        ranges, cursor = self.read_raw_ranges(ref, cursor, max_bytes)
+        if not ranges:
+            return [], cursor
+        fd = os.open(ranges[0].path, os.O_RDONLY)
+        try:
+            return [(r.stream, os.pread(fd, r.length, r.offset)) for r in ranges], cursor
+        finally:
+            os.close(fd)
+
+    def read_raw_ranges(
+        self, ref: str, cursor: str | None = None, max_bytes: int = RAW_BYTES_PER_READ
+    ) -> tuple[list[FileRange], str]:
+        """``read_raw_chunks``, as ranges of the log file: the attached CLI copies them to its stdout with
+        ``sendfile``, so a flood of output crosses no user-space buffer on its way to the terminal."""
         seq, line = parse_cursor(cursor)
-        out: list[tuple[str, bytes]] = []
+        path = db.log_path(self.home, ref)
+        out: list[FileRange] = []
         total = 0
         while total < max_bytes:
-            chunks = self._chunks(ref, seq, _RAW_BATCH)
-            if not chunks:
+            rows = self._rows(ref, seq, _RAW_BATCH)
+            if not rows:
                 break
-            for chunk_seq, stream, _ts, data in chunks:
-                if chunk_seq == seq and line:
-                    data = _skip_lines(data, line)
-                if data:
-                    out.append((stream, data))
-                    total += len(data)
-                seq, line = chunk_seq + 1, 0
+            for row_seq, stream, _ts, offset, length in rows:
+                if row_seq == seq and line:  # resume in the middle of a chunk that `read` paged through
+                    with open(path, "rb") as file:
+                        file.seek(offset)
+                        skipped = length - len(_skip_lines(file.read(length), line))
+                    offset, length = offset + skipped, length - skipped
+                if length:
+                    out.append(FileRange(stream, path, offset, length))
+                    total += length
+                seq, line = row_seq + 1, 0
                 if total >= max_bytes:
                     break
-            if len(chunks) < _RAW_BATCH:
+            if len(rows) < _RAW_BATCH:
                 break
         return out, f"{seq}:{line}"

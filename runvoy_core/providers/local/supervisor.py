@@ -28,19 +28,30 @@ from runvoy_core.providers.local.process import ExitInfo, ManagedProcess
 HOME_ENV = "RUNVOY_SUPERVISOR_HOME"
 """Where the supervisor finds its databases; removed from the command's environment."""
 MAX_ROW_BYTES = 1 << 20
-MAX_PENDING_BYTES = 64 << 20
+COMMIT_EVERY = 0.005
+"""At most one index commit per 5 ms: a quiet command's line is indexed at once, a flood of output in few
+large rows (each commit rewrites a few SQLite pages; one per read made the index lag behind the bytes)."""
 WAL_CHECKPOINT_PAGES = 4096
 """logs.db checkpoints every 16 MiB of output instead of SQLite's 4 MiB: each checkpoint syncs the disk,
 and a flood of output would otherwise spend its time there."""
 
 
-class LogWriter:
-    """Writes output chunks to logs.db from its own thread (SQLite releases the GIL while it writes, so
-    reading the pipes and writing the database overlap).
+class _IndexRow:
+    __slots__ = ("length", "offset", "stream", "ts")
 
-    Group commit: while the writer is busy, chunks queue up; the next write merges consecutive chunks of
-    one stream into one row (up to MAX_ROW_BYTES) and commits them together. A command that prints a
-    line now and then gets one row per line at once; a flood of output gets a few large rows.
+    def __init__(self, stream: str, ts: float, offset: int, length: int) -> None:
+        self.stream, self.ts, self.offset, self.length = stream, ts, offset, length
+
+
+class LogWriter:
+    """Appends output chunks to the task's log file as they are read, and indexes them in logs.db from
+    its own thread (SQLite releases the GIL while it writes, so reading the pipes and committing overlap).
+
+    The bytes are written at once, from the buffer they were read into (the callback's memoryview is valid
+    only during the call). The index rows queue up while the thread is busy; consecutive chunks of one
+    stream merge into one row (up to MAX_ROW_BYTES) and commit together. A command that prints a line now
+    and then gets one row per line at once; a flood of output gets a few large rows. A reader trusts only
+    the index: bytes without an index row (a crash mid-write) are never shown.
     """
 
     def __init__(self, conn: sqlite3.Connection, execution_id: str, path: Path) -> None:
@@ -48,27 +59,40 @@ class LogWriter:
         self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         self.execution_id = execution_id
         path.parent.mkdir(parents=True, exist_ok=True)
-        # the bytes go to an append-only file (one copy into the page cache); SQLite keeps only the index,
-        # which is what a reader trusts: bytes without an index row (a crash mid-write) are never shown
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.offset = os.fstat(self._fd).st_size
         self.seq = 0
         self.error: str | None = None
-        self._pending: list[tuple[str, float, bytes]] = []
-        self._pending_bytes = 0
+        self._pending: list[_IndexRow] = []  # waiting for the thread
         self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="runvoy-log-writer", daemon=True)
         self._thread.start()
 
-    def put(self, stream: str, timestamp: float, data: bytes) -> None:
+    def put(self, stream: str, timestamp: float, data: bytes | memoryview) -> None:
+        size = len(data)
+        try:
+            written = os.write(self._fd, data)
+            while written < size:
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:  # disk full: the index never points at bytes that are not there
+            self.error = f"log output was lost: {exc.strerror}"
+            self.offset = os.fstat(self._fd).st_size
+            return
+        offset = self.offset
+        self.offset += size
         with self._cond:
-            # back-pressure: a stalled disk slows the reader, which slows the command through its pipe
-            while self._pending_bytes > MAX_PENDING_BYTES and not self._closed:
-                self._cond.wait(0.1)
-            self._pending.append((stream, timestamp, data))
-            self._pending_bytes += len(data)
-            self._cond.notify_all()
+            last = self._pending[-1] if self._pending else None
+            if (
+                last is not None
+                and last.stream == stream
+                and last.offset + last.length == offset
+                and last.length + size <= MAX_ROW_BYTES
+            ):
+                last.length += size
+            else:
+                self._pending.append(_IndexRow(stream, timestamp, offset, size))
+                self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
@@ -78,44 +102,29 @@ class LogWriter:
         os.close(self._fd)
 
     def _run(self) -> None:
+        last_commit = 0.0
         while True:
             with self._cond:
                 while not self._pending and not self._closed:
                     self._cond.wait()
-                batch, self._pending, self._pending_bytes = self._pending, [], 0
+                # let a flood gather into few rows (new rows notify; only close() cuts the wait short)
+                ready_at = last_commit + COMMIT_EVERY
+                while not self._closed and (wait := ready_at - time.monotonic()) > 0:
+                    self._cond.wait(wait)
+                batch, self._pending = self._pending, []
                 closed = self._closed
-                self._cond.notify_all()
             if batch:
-                self._write(batch)
+                last_commit = time.monotonic()
+                self._commit(batch)
             elif closed:
                 return
 
-    def _write(self, batch: list[tuple[str, float, bytes]]) -> None:
-        rows: list[tuple[str, float, list[bytes], int]] = []
-        for stream, ts, data in batch:
-            last = rows[-1] if rows else None
-            if last is not None and last[0] == stream and last[3] + len(data) <= MAX_ROW_BYTES:
-                last[2].append(data)
-                rows[-1] = (stream, last[1], last[2], last[3] + len(data))
-            else:
-                rows.append((stream, ts, [data], len(data)))
+    def _commit(self, batch: list[_IndexRow]) -> None:
         params = []
-        failure: Exception | None = None
-        for stream, ts, parts, size in rows:
-            data = b"".join(parts)
-            try:
-                written = 0
-                while written < size:
-                    written += os.write(self._fd, data[written:])
-            except OSError as exc:  # disk full: the index never points at bytes that are not there
-                self.error = f"log output was lost: {exc.strerror}"
-                self.offset = os.fstat(self._fd).st_size
-                continue
+        for row in batch:
             self.seq += 1
-            params.append((self.execution_id, self.seq, stream, ts, self.offset, size))
-            self.offset += size
-        if not params:
-            return
+            params.append((self.execution_id, self.seq, row.stream, row.ts, row.offset, row.length))
+        failure: Exception | None = None
         for attempt in range(20):
             try:
                 with db.write(self.conn):
