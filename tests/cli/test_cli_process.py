@@ -126,3 +126,39 @@ def test_a_closed_output_pipe_stops_the_run_like_a_pipeline(runvoy_bin: str, scr
     assert "stdout was closed; stopping" in done.stderr
     listed = json.loads(script("list", "--json").stdout)
     assert [e["status"] for e in listed] == ["CANCELLED"]
+
+
+def _console(code: str) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=os.environ.copy()
+    )
+
+
+def test_the_fast_exit_keeps_exit_codes_output_and_atexit_handlers() -> None:
+    done = _console(
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+        "sys.argv = ['runvoy', 'run', 'echo out; exit 3']\n"
+        "from runvoy_cli.main import console_main\n"
+        "console_main()\n"
+    )
+    assert done.returncode == 3
+    assert done.stdout == "out\n"
+    assert done.stderr.rstrip().endswith("atexit ran")
+
+
+def test_the_fast_exit_waits_for_a_running_thread() -> None:
+    done = _console(
+        "import sys, threading, time\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    print('thread done', flush=True)\n"
+        "threading.Thread(target=late).start()\n"
+        "sys.argv = ['runvoy', 'run', 'true']\n"
+        "from runvoy_cli.main import console_main\n"
+        "console_main()\n"
+    )
+    assert done.returncode == 0
+    assert done.stdout == "thread done\n"
