@@ -285,6 +285,12 @@ class Runvoy:
                 if i >= seen:
                     yield event
 
+    def copy_logs(self, execution_id: str, sink: LogSink, *, follow: bool = False) -> None:
+        """Write an execution's whole output to ``sink`` (``write_events(events)``; optionally
+        ``write_raw(stream, data)`` and ``write_range(FileRange)``, which the fastest path uses), following
+        the run until it ends with ``follow``. For copying logs out in bulk; ``logs`` gives events."""
+        self.runner.copy_logs(self.get(execution_id), sink, follow=follow)
+
     def kill(self, execution_id: str, *, force: bool = False, wait: float | None = None) -> Execution:
         """Stop a run: graceful stop (SIGTERM) then kill after the grace period; ``force`` kills at once.
         With ``wait`` (seconds), block until it has ended."""

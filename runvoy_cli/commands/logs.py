@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from runvoy_cli.context import handle_errors, state
 from runvoy_cli.options import provider_option
+
+if TYPE_CHECKING:
+    from runvoy_cli.streams import TerminalOutput
 
 EXIT_INTERRUPTED = 130
 
@@ -40,11 +44,22 @@ def cli(
     The command's stdout goes to stdout and its stderr to stderr, as when it ran; with --json every line
     is a JSON object on stdout (JSON Lines, also while following).
     """
-    from runvoy_cli.streams import TerminalOutput, format_event
+    from runvoy_cli.streams import RunSink, TerminalOutput, format_event
 
     rv = state().runvoy(provider)
+    if tail is None and pattern is None and not timestamps and not as_json:
+        # the output as it was: copied in bulk (file ranges or raw chunks), not one event per line
+        sink = RunSink()
+        try:
+            rv.copy_logs(execution_id, sink, follow=follow)
+        except KeyboardInterrupt:
+            sys.exit(EXIT_INTERRUPTED)
+        finally:
+            sink.close()
+        return
     events = rv.logs(execution_id, follow=follow, tail=tail, pattern=pattern)
-    out = TerminalOutput(merge_to_stderr=False)
+    # without --follow, lines are gathered into large writes; while following, each is shown at once
+    out = _Batched(TerminalOutput(merge_to_stderr=False), limit=0 if follow else 1 << 16)
     try:
         for event in events:
             if as_json:
@@ -59,5 +74,32 @@ def cli(
             else:
                 stream = "stdout" if event.stream == "stdout" else "stderr"
                 out.write(stream, format_event(event, timestamps=timestamps).encode("utf-8", "replace"))
+        out.flush()
     except KeyboardInterrupt:
+        out.flush()
         sys.exit(EXIT_INTERRUPTED)
+
+
+class _Batched:
+    """Consecutive writes to one stream, joined until ``limit`` bytes (0: every write goes out at once)."""
+
+    def __init__(self, out: TerminalOutput, *, limit: int) -> None:
+        self.out = out
+        self.limit = limit
+        self.stream: str | None = None
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, stream: str, data: bytes) -> None:
+        if stream != self.stream:
+            self.flush()
+            self.stream = stream
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts and self.stream is not None:
+            self.out.write(self.stream, b"".join(self.parts))
+        self.parts, self.size = [], 0

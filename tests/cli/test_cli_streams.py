@@ -96,3 +96,42 @@ def test_big_output_through_the_real_cli_is_byte_exact(runvoy_bin: str, tmp_path
     assert to_file.read_bytes() == expected
     piped = subprocess.run([runvoy_bin, "run", "seq 1 400000"], capture_output=True, timeout=60)
     assert piped.returncode == 0 and piped.stdout == expected
+
+
+def test_logs_of_big_output_are_byte_exact_per_stream(runvoy_bin: str, tmp_path: Path) -> None:
+    started = subprocess.run(
+        [runvoy_bin, "run", "-d", "seq 1 300000; echo done >&2"], capture_output=True, text=True, timeout=60
+    )
+    execution_id = started.stdout.strip()
+    assert subprocess.run([runvoy_bin, "wait", execution_id], capture_output=True, timeout=60).returncode == 0
+    out_path = tmp_path / "out"
+    with open(out_path, "wb") as out:
+        done = subprocess.run(
+            [runvoy_bin, "logs", execution_id], stdout=out, stderr=subprocess.PIPE, timeout=60
+        )
+    assert done.returncode == 0 and done.stderr == b"done\n"
+    assert out_path.read_bytes() == subprocess.run(["seq", "1", "300000"], capture_output=True).stdout
+
+
+def test_logs_follow_with_timestamps_prints_each_line_as_it_comes(runvoy_bin: str) -> None:
+    import select
+
+    started = subprocess.run(
+        [runvoy_bin, "run", "-d", "echo first; sleep 2; echo second"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    follower = subprocess.Popen(
+        [runvoy_bin, "logs", "-f", "-t", started.stdout.strip()], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert follower.stdout is not None
+        ready, _, _ = select.select([follower.stdout], [], [], 1.8)
+        assert ready, "the first line was held back"
+        assert follower.stdout.readline().endswith("Z first\n")
+        assert follower.poll() is None
+        rest, _ = follower.communicate(timeout=30)
+        assert rest.endswith("Z second\n") and follower.returncode == 0
+    finally:
+        follower.kill()
