@@ -44,6 +44,11 @@ def final_status(execution: Execution, state: TaskState) -> tuple[Status, str | 
             Status.TIMED_OUT,
             f"exceeded its timeout of {timeout:g}s" if timeout else "exceeded its timeout",
         )
+    if execution.stop_requested == "superseded":
+        return (
+            Status.CANCELLED,
+            f"superseded: a newer run took lock {execution.lock!r} (--on-conflict cancel)",
+        )
     if execution.stop_requested in ("cancel", "kill") or state.stopped_by_request:
         return Status.CANCELLED, state.reason or "stopped on request"
     if state.exit_code == 0:

@@ -109,6 +109,9 @@ class LockMetrics:
         )
         self.waits = metrics.counter("lock_waits", "Acquisitions that waited for another holder.", ["lock"])
         self.timeouts = metrics.counter("lock_timeouts", "Acquisitions that gave up waiting.", ["lock"])
+        self.cancels = metrics.counter(
+            "lock_cancels", "Holders asked to stop by an acquisition in mode cancel.", ["lock"]
+        )
         self.steals = metrics.counter(
             "lock_steals", "Locks taken from a holder (reason: expired|holder_ended).", ["lock", "reason"]
         )
@@ -314,9 +317,19 @@ class Acquisition:
     Exposed so tests (and callers with their own event loop) can interleave polls with other work."""
 
     def __init__(
-        self, manager: LockManager, name: str, holder: LockHolder, mode: OnConflict, timeout: float
+        self,
+        manager: LockManager,
+        name: str,
+        holder: LockHolder,
+        mode: OnConflict,
+        timeout: float,
+        stop_holder: Callable[[LockHolder], bool] | None = None,
     ) -> None:
         self.manager = manager
+        self.stop_holder = stop_holder
+        # mode cancel: the holders (owner ids) asked to stop, and when a stop was last tried
+        self.stopped_owners: set[str] = set()
+        self._stop_tried: dict[str, float] = {}
         self.name = name
         self.mode = OnConflict(mode)
         self.owner_id = uuid.uuid4().hex
@@ -353,11 +366,13 @@ class Acquisition:
         if not self._conflicted:
             self._conflicted = True
             m.metrics.conflicts.inc(lock=self.name, mode=self.mode.value)
-            if self.mode == OnConflict.WAIT:
+            if self.mode in (OnConflict.WAIT, OnConflict.CANCEL):
                 m.metrics.waits.inc(lock=self.name)
         status = self._holder_status(record, current.version, now)
         if status == "ended":
             return self._take(current, record, "holder_ended")
+        if self.mode == OnConflict.CANCEL:
+            self._stop_the_holder(record, now)
         if self.mode == OnConflict.FAIL:
             raise LockHeld(
                 f"lock {self.name!r} is held by {describe_holder(record)}; "
@@ -376,6 +391,25 @@ class Acquisition:
         if expired and self._holder_status(record, current.version, now, fresh=True) != "running":
             return self._take(current, record, "stolen")
         return None
+
+    def _stop_the_holder(self, record: LockRecord, now: float) -> None:
+        """Cancel-in-progress: ask the holder's run to stop (once it took, retried every status interval
+        until then: a holder still starting has no task to stop yet), then wait for the lock as mode wait."""
+        owner = record.owner_id or ""
+        if self.stop_holder is None or owner in self.stopped_owners:
+            return
+        tried = self._stop_tried.get(owner)
+        if tried is not None and now - tried < self.manager.status_interval:
+            return
+        self._stop_tried[owner] = now
+        try:
+            stopped = self.stop_holder(record.holder)
+        except Exception as exc:  # the store or the provider failed: try again later, wait meanwhile
+            log.info("lock.stop_holder_failed", lock=self.name, error=str(exc))
+            return
+        if stopped:
+            self.stopped_owners.add(owner)
+            self.manager.metrics.cancels.inc(lock=self.name)
 
     def _holder_status(
         self, record: LockRecord, version: str, now: float, fresh: bool = False
@@ -505,9 +539,15 @@ class LockManager:
 
     # -- acquiring ------------------------------------------------------------------------------------
     def begin(
-        self, name: str, holder: LockHolder, *, mode: OnConflict = OnConflict.FAIL, timeout: float = 600.0
+        self,
+        name: str,
+        holder: LockHolder,
+        *,
+        mode: OnConflict = OnConflict.FAIL,
+        timeout: float = 600.0,
+        stop_holder: Callable[[LockHolder], bool] | None = None,
     ) -> Acquisition:
-        return Acquisition(self, name, holder, mode, timeout)
+        return Acquisition(self, name, holder, mode, timeout, stop_holder)
 
     def acquire(
         self,
@@ -517,9 +557,13 @@ class LockManager:
         mode: OnConflict = OnConflict.FAIL,
         timeout: float = 600.0,
         on_wait: Callable[[LockRecord, float], None] | None = None,
+        stop_holder: Callable[[LockHolder], bool] | None = None,
     ) -> Lease:
-        """Hold ``name`` or raise LockHeld (mode fail) / LockTimeout (mode wait, gave up)."""
-        attempt = self.begin(name, holder, mode=mode, timeout=timeout)
+        """Hold ``name`` or raise LockHeld (mode fail) / LockTimeout (modes wait and cancel, gave up).
+
+        Mode cancel calls ``stop_holder(holder)`` for each run found holding the lock (it returns whether a
+        stop was requested), then waits as mode wait does."""
+        attempt = self.begin(name, holder, mode=mode, timeout=timeout, stop_holder=stop_holder)
         delay = self.poll_min
         while True:
             try:

@@ -82,6 +82,7 @@ class Architecture(enum.StrEnum):
 class OnConflict(enum.StrEnum):
     FAIL = "fail"
     WAIT = "wait"
+    CANCEL = "cancel"  # stop the run holding the lock, then wait for it to let go (cancel-in-progress)
 
 
 class _Model(BaseModel):
@@ -227,7 +228,9 @@ class Execution(_Model):
     lock: str | None = None
     fence: int | None = None
     lock_owner: str | None = None
-    stop_requested: Literal["cancel", "kill", "timeout", "lock_lost", "start_timeout"] | None = None
+    stop_requested: (
+        Literal["cancel", "kill", "timeout", "lock_lost", "start_timeout", "superseded"] | None
+    ) = None
     deadline: datetime | None = None
     cost: Cost | None = None
     error: str | None = None

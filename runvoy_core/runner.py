@@ -118,6 +118,29 @@ class Runner:
             self._locks = LockManager(self.register, lease=self.lock_lease, holder_status=self._holder_status)
         return self._locks
 
+    def _stop_holder(self, holder: LockHolder, by: str, lock: str, on_message: Messages | None) -> bool:
+        """--on-conflict cancel: stop the run holding ``lock`` so that ``by`` can take it. True once a stop
+        is recorded on the holder's execution. A holder on another provider, or one not started yet (no
+        task to stop), is left alone for now: the acquisition waits, and asks again."""
+        say = on_message or (lambda text: log.info("lock.cancel", message=text))
+        if holder.provider != self.provider.name or not holder.execution_id:
+            where = (
+                f"a run on provider {holder.provider!r}"
+                if holder.execution_id
+                else "a holder that is not a run"
+            )
+            say(f"lock {lock!r} is held by {where}, which this run cannot stop; waiting for it instead")
+            return True  # nothing to try again: wait as --on-conflict wait does
+        record = self.store.get(holder.execution_id)
+        if record is None or record.status.is_terminal:
+            return False
+        if record.stop_requested is None:
+            record = self.request_stop(record, force=False, why="superseded", detail={"by": by})
+            if record.stop_requested is None:
+                return False
+            say(f"stopping {record.id}, which holds lock {lock!r} (--on-conflict cancel)")
+        return True
+
     def _holder_status(self, holder: LockHolder) -> str:
         """Whether the execution holding a lock still runs: asks the store, then the provider."""
         if not holder.execution_id:
@@ -198,6 +221,9 @@ class Runner:
                 mode=request.on_conflict,
                 timeout=request.lock_timeout,
                 on_wait=on_lock_wait,
+                stop_holder=lambda held: self._stop_holder(
+                    held, execution_id, request.lock or "", on_message
+                ),
             )
         try:
             execution = Execution(
@@ -439,12 +465,14 @@ class Runner:
             return "start_timeout"
         return None
 
-    def _stop(self, handle: RunHandle, why: str, *, force: bool) -> None:
+    def _stop(
+        self, handle: RunHandle, why: str, *, force: bool, detail: dict[str, Any] | None = None
+    ) -> None:
         execution = handle.execution
         execution.stop_requested = why  # type: ignore[assignment]
         execution.status = Status.STOPPING
         handle.execution = self._write(handle, execution, check_fence=why != "lock_lost")
-        self._event(handle.execution, Status.STOPPING, f"stop:{why}", force=force)
+        self._event(handle.execution, Status.STOPPING, f"stop:{why}", force=force, **(detail or {}))
         assert execution.task_ref is not None
         try:
             self.provider.compute.stop(execution.task_ref, execution.request.stop_grace, force=force)
@@ -490,6 +518,11 @@ class Runner:
                 archive(ref, execution.id)
             except Exception as exc:  # the archive is best effort; the record must still be final
                 log.warning("logs.archive_failed", error=str(exc))
+        if execution.stop_requested is None and state.stopped_by_request:
+            # stopped by someone else (`runvoy kill` in another shell, a run superseding it): say why
+            stored = self.store.get(execution.id)
+            if stored is not None and stored.stop_requested is not None:
+                execution.stop_requested = stored.stop_requested
         status, reason = lifecycle.final_status(execution, state)
         handle.execution = self._write(handle, self._apply_final(execution, state, status, reason))
         self._event(
@@ -644,8 +677,16 @@ class Runner:
             except Exception as exc:
                 log.warning("lock.release_failed", lock=execution.lock, error=str(exc))
 
-    def request_stop(self, execution: Execution, *, force: bool) -> Execution:
-        """Stop a run from outside its watcher (``runvoy kill``)."""
+    def request_stop(
+        self,
+        execution: Execution,
+        *,
+        force: bool,
+        why: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Execution:
+        """Stop a run from outside its watcher (``runvoy kill``; ``why`` "superseded" for a newer run that
+        takes its lock with --on-conflict cancel)."""
         if execution.status.is_terminal:
             return execution
         if execution.task_ref is None:
@@ -655,7 +696,7 @@ class Runner:
         handle = RunHandle(execution=execution)
         if execution.stop_requested is None or force:
             try:
-                self._stop(handle, "kill" if force else "cancel", force=force)
+                self._stop(handle, why or ("kill" if force else "cancel"), force=force, detail=detail)
             except StaleFence:
                 pass
         return handle.execution

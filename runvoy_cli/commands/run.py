@@ -52,11 +52,14 @@ LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
 @click.option("--lock", metavar="NAME", help="Hold this named lock for the whole run.")
 @click.option(
     "--on-conflict",
-    type=click.Choice(["fail", "wait"]),
+    type=click.Choice(["fail", "wait", "cancel"]),
     default=None,
-    help="When the lock is held: fail at once (exit 75, the default) or wait.",
+    help="When the lock is held: fail at once (exit 75, the default), wait, or cancel the run holding it "
+    "and then wait for it to end.",
 )
-@click.option("--lock-timeout", metavar="DURATION", help="How long --on-conflict wait waits (default 10m).")
+@click.option(
+    "--lock-timeout", metavar="DURATION", help="How long --on-conflict wait or cancel waits (default 10m)."
+)
 @click.option("--region", metavar="REGION", help="Cloud region (default: the provider's).")
 @click.option(
     "--arch",

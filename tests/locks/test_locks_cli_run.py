@@ -105,3 +105,79 @@ def test_waiting_run_starts_right_after_the_first_ends(runvoy_home: Path, tmp_pa
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 proc.kill()
+
+
+def _status(execution_id: str) -> dict[str, object]:
+    import json
+
+    done = runvoy("status", execution_id, "--json")
+    out, err = done.communicate(timeout=30)
+    assert done.returncode == 0, err
+    data: dict[str, object] = json.loads(out)
+    return data
+
+
+def _group_gone(pid_file: Path) -> bool:
+    pgid = int(pid_file.read_text())
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.timeout(90)
+def test_cancel_stops_an_attached_holder_and_runs_after_it(runvoy_home: Path, tmp_path: Path) -> None:
+    order = tmp_path / "order"
+    first = runvoy(
+        "run", "--lock", "deploy", f"echo first-start >> {order}; sleep 60; echo first-end >> {order}"
+    )
+    try:
+        holder = wait_until_held(runvoy_home, "deploy")
+        second = runvoy("run", "--lock", "deploy", "--on-conflict", "cancel", f"echo second >> {order}")
+        _out, err = second.communicate(timeout=60)
+        assert second.returncode == 0, err
+        assert f"stopping {holder}, which holds lock 'deploy' (--on-conflict cancel)" in err
+        _out, first_err = first.communicate(timeout=30)
+        assert "CANCELLED" in first_err and "superseded: a newer run took lock 'deploy'" in first_err
+        assert order.read_text().splitlines() == ["first-start", "second"]
+        record = _status(holder)
+        assert record["status"] == "CANCELLED" and "superseded" in str(record["reason"])
+    finally:
+        first.kill()
+        first.communicate()
+
+
+@pytest.mark.timeout(90)
+def test_cancel_stops_a_detached_holder_and_its_processes(runvoy_home: Path, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pgid"
+    started = runvoy("run", "--detach", "--lock", "nightly", f"echo $$ > {pid_file}; sleep 60 & wait")
+    holder, _ = started.communicate(timeout=30)
+    holder = holder.strip()
+    assert wait_until_held(runvoy_home, "nightly") == holder
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = runvoy("run", "--lock", "nightly", "--on-conflict", "cancel", "echo second")
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0 and out == "second\n", err
+    record = _status(holder)
+    assert record["status"] == "CANCELLED" and "superseded" in str(record["reason"])
+    assert _group_gone(pid_file), "the holder's processes outlived the cancel"
+    events = [e["event"] for e in record["events"]]  # type: ignore[union-attr]
+    assert "stop:superseded" in events
+
+
+@pytest.mark.timeout(60)
+def test_cancel_gives_up_after_the_lock_timeout_when_the_holder_ignores_the_stop(
+    runvoy_home: Path, tmp_path: Path
+) -> None:
+    # the holder traps SIGTERM and has a long grace period: the newcomer waits only --lock-timeout
+    started = runvoy("run", "--detach", "--lock", "slow", "--stop-grace", "60s", "trap '' TERM; sleep 60")
+    holder, _ = started.communicate(timeout=30)
+    wait_until_held(runvoy_home, "slow")
+    second = runvoy("run", "--lock", "slow", "--on-conflict", "cancel", "--lock-timeout", "2s", "true")
+    _out, err = second.communicate(timeout=60)
+    assert second.returncode == 75, err
+    assert "gave up waiting for lock 'slow'" in err and "Traceback" not in err
+    runvoy("kill", "--force", holder.strip()).communicate(timeout=30)

@@ -157,6 +157,59 @@ def test_release_if_holder_ended() -> None:
     assert manager(reg).release_if_holder_ended("x") is False  # no holder_status: never
 
 
+def test_cancel_mode_stops_each_holder_once_then_takes_the_lock_when_it_ends() -> None:
+    reg = MemoryLockRegister()
+    status = {"e1": "running"}
+    clock = FakeClock()
+    manager(reg).acquire("x", holder("e1"))  # detached: nobody renews, nobody releases
+    asked: list[str] = []
+    answers = [False, True]  # a holder still starting has no task to stop yet: the first ask fails
+
+    def stop_holder(held: LockHolder) -> bool:
+        asked.append(held.execution_id or "")
+        return answers.pop(0) if answers else True
+
+    m = manager(reg, clock, holder_status=lambda h: status[h.execution_id])
+    attempt = m.begin("x", holder("e2"), mode=OnConflict.CANCEL, timeout=10_000, stop_holder=stop_holder)
+    assert attempt.poll() is None and asked == ["e1"]
+    assert attempt.poll() is None and asked == ["e1"], "asked again before the status interval"
+    clock.now += m.status_interval
+    assert attempt.poll() is None and asked == ["e1", "e1"]
+    for _ in range(5):
+        clock.now += m.status_interval
+        assert attempt.poll() is None
+    assert asked == ["e1", "e1"], "a holder that took the stop is not asked again"
+    status["e1"] = "ended"
+    clock.now += m.status_interval
+    lease = attempt.poll()
+    assert lease is not None and lease.fence == 2
+    assert m.metrics.cancels.value(lock="x") == 1
+
+
+def test_only_cancel_mode_stops_the_holder() -> None:
+    reg = MemoryLockRegister()
+    manager(reg).acquire("x", holder("e1"))
+    asked: list[LockHolder] = []
+    clock = FakeClock()
+    m = manager(reg, clock, holder_status=lambda h: "running")
+    with pytest.raises(LockHeld):
+        m.acquire("x", holder("e2"), stop_holder=lambda h: bool(asked.append(h)) or True)
+    with pytest.raises(LockTimeout):
+        m.acquire(
+            "x", holder("e2"), mode=OnConflict.WAIT, timeout=5, stop_holder=lambda h: bool(asked.append(h))
+        )
+    assert asked == []
+
+
+def test_cancel_mode_gives_up_at_the_lock_timeout_when_the_holder_does_not_end() -> None:
+    reg = MemoryLockRegister()
+    manager(reg).acquire("x", holder("e1"))
+    clock = FakeClock()
+    m = manager(reg, clock, holder_status=lambda h: "running")
+    with pytest.raises(LockTimeout, match="gave up waiting for lock 'x'"):
+        m.acquire("x", holder("e2"), mode=OnConflict.CANCEL, timeout=30, stop_holder=lambda h: True)
+
+
 def test_wait_mode_times_out_with_lock_timeout_and_reports_progress() -> None:
     reg = MemoryLockRegister()
     status = {"e1": "running"}

@@ -115,3 +115,20 @@ def test_reconcile_stops_an_orphan_task_and_finishes_a_stuck_record(rv, sim) -> 
     assert any(a.get("task_ref") == orphan and a["action"] == "stopped orphan task" for a in actions), actions
     assert rv.get(stuck.id).status is Status.SUCCEEDED
     assert sim.task_for(orphan).wait(5) is not None  # the orphan really stopped
+
+
+def test_cancel_in_progress_stops_the_holder_and_runs_after_it(rv) -> None:
+    """--on-conflict cancel on Fargate: the holder's task is stopped through ECS, its lock (a DynamoDB
+    item) changes hands, and the holder's record says it was superseded."""
+    holder = rv.submit("echo holder; while true; do sleep 0.05; done", lock="deploy", stop_grace="2s")
+    deadline = time.time() + 10
+    while rv.status(holder.id).status is not Status.RUNNING and time.time() < deadline:
+        time.sleep(0.05)
+    messages: list[str] = []
+    newer = rv.run(
+        "echo newer", lock="deploy", on_conflict="cancel", lock_timeout="60s", on_message=messages.append
+    )
+    assert newer.status is Status.SUCCEEDED and newer.fence == 2
+    assert messages == [f"stopping {holder.id}, which holds lock 'deploy' (--on-conflict cancel)"]
+    final = rv.wait(holder.id, timeout=15)
+    assert final.status is Status.CANCELLED and final.reason is not None and "superseded" in final.reason
