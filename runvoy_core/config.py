@@ -171,10 +171,11 @@ def describe_validation_error(exc: ValidationError) -> str:
     """One line: 'field.path: message; other.field: message'."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "value"
+        loc = ".".join(str(p) for p in err.get("loc", ()))
         msg = err.get("msg", "invalid")
         msg = msg.removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             msg = "unknown setting"
-        parts.append(f"{loc}: {msg}")
+        # a rule across fields (a model validator) has no field path: its message names the fields
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from runvoy_core.errors import LockHeld, LockTimeout, StaleFence
+from runvoy_core.errors import LockHeld, LockTimeout, StaleFence, UsageError
 from runvoy_core.logging import get_logger
 from runvoy_core.metrics import Metrics, default_metrics
 from runvoy_core.models import LockHolder, LockRecord, LockState, OnConflict
@@ -68,6 +68,18 @@ def format_age(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
     return f"{seconds // 86400}d{(seconds % 86400) // 3600:02d}h"
+
+
+SLOT_SEPARATOR = "#"
+"""Slot k of lock ``name`` is the lock ``name#k``: ``#`` is not allowed in a lock name, so a slot never
+collides with a lock of its own."""
+
+
+def slot_names(name: str, slots: int) -> list[str]:
+    """The locks behind a lock of capacity ``slots`` (just ``name`` for one)."""
+    if slots <= 1:
+        return [name]
+    return [f"{name}{SLOT_SEPARATOR}{k}" for k in range(1, slots + 1)]
 
 
 def describe_holder(record: LockRecord) -> str:
@@ -497,6 +509,24 @@ class Acquisition:
     def timed_out(self) -> bool:
         return self.manager.clock() >= self.deadline
 
+    @property
+    def unsettled(self) -> bool:
+        """A grant write of ours may have landed without our knowing (a lost answer)."""
+        return self._maybe_sent is not None
+
+    def abandon(self) -> None:
+        """Give back a grant that landed although we went on without it (slots: we hold another one)."""
+        try:
+            current = self.manager.register.read(self.name)
+            if current is None:
+                return
+            record = _load(current)
+            if record.state == LockState.HELD and record.owner_id == self.owner_id:
+                entry = {"id": _audit_id(), "event": "released", "by": "holder", "reason": "unused slot"}
+                self.manager._release_record(current, record, {**entry, "at": _now_iso()})
+        except Exception as exc:  # it expires with its lease, or its holder's end frees it
+            log.info("lock.abandon_failed", lock=self.name, error=str(exc))
+
 
 class LockManager:
     """Acquire, inspect and release named locks kept in one provider's CAS register."""
@@ -594,6 +624,81 @@ class LockManager:
                 on_wait(attempt.last_record, waited)
             # equal jitter: waiters started together spread out instead of polling in lockstep
             pause = min(self.rng.uniform(delay / 2, delay), attempt.deadline - now)
+            self.sleep(max(0.0, pause))
+            delay = min(delay * 1.5, self.poll_max)
+
+    def acquire_slot(
+        self,
+        name: str,
+        slots: int,
+        holder: LockHolder,
+        *,
+        mode: OnConflict = OnConflict.FAIL,
+        timeout: float = 600.0,
+        on_wait: Callable[[LockRecord, float], None] | None = None,
+    ) -> Lease:
+        """Hold one of the ``slots`` locks ``name#1`` … ``name#N``: a lock that up to N runs hold at once.
+
+        Each slot is an ordinary lock (its own record, fence and lease); slots are tried in order and the
+        first one free is taken. A register error on one slot ends the round: that slot is asked again
+        first, so that a grant whose answer was lost is found before another slot is taken."""
+        if slots <= 1:
+            return self.acquire(name, holder, mode=mode, timeout=timeout, on_wait=on_wait)
+        if OnConflict(mode) == OnConflict.CANCEL:
+            raise UsageError(
+                "--on-conflict cancel cannot be used with lock slots",
+                hint="use --on-conflict wait or fail with --lock-slots",
+            )
+        attempts = [self.begin(n, holder, mode=mode, timeout=timeout) for n in slot_names(name, slots)]
+        first = attempts[0]
+        unsettled: Acquisition | None = None
+        delay = self.poll_min
+        while True:
+            order = (
+                attempts if unsettled is None else [unsettled] + [a for a in attempts if a is not unsettled]
+            )
+            unsettled = None
+            held: list[LockRecord] = []
+            for attempt in order:
+                try:
+                    lease = attempt.poll()
+                except LockHeld:
+                    if attempt.last_record is not None:
+                        held.append(attempt.last_record)
+                    continue
+                except Exception as exc:
+                    if attempt.mode == OnConflict.FAIL or attempt.timed_out():
+                        raise
+                    log.warning("lock.poll_failed", lock=attempt.name, error=str(exc))
+                    unsettled = attempt
+                    break
+                if lease is not None:
+                    for other in attempts:
+                        if other is not attempt and other.unsettled:
+                            other.abandon()
+                    return lease
+            if first.mode == OnConflict.FAIL:
+                holders = "; ".join(f"{r.name}: {describe_holder(r)}" for r in held)
+                raise LockHeld(
+                    f"all {slots} slots of lock {name!r} are held ({holders}); "
+                    f"inspect them with: runvoy locks list",
+                    hint="wait for a free slot with --on-conflict wait, or inspect them with: runvoy locks list",
+                    lock=name,
+                )
+            now = self.clock()
+            waited = now - first.started
+            if now >= first.deadline:
+                self.metrics.timeouts.inc(lock=name)
+                raise LockTimeout(
+                    f"gave up waiting for a slot of lock {name!r} after {format_age(waited)}: "
+                    f"all {slots} slots still held",
+                    hint="raise --lock-timeout, or inspect them with: runvoy locks list",
+                    lock=name,
+                )
+            record = next((a.last_record for a in attempts if a.last_record is not None), None)
+            if on_wait is not None and record is not None:
+                on_wait(record, waited)
+            pause = min(self.rng.uniform(delay / 2, delay), first.deadline - now)
             self.sleep(max(0.0, pause))
             delay = min(delay * 1.5, self.poll_max)
 

@@ -114,6 +114,7 @@ class ExecutionRequest(_Model):
     lock: str | None = None
     on_conflict: OnConflict = OnConflict.FAIL
     lock_timeout: Seconds = 600.0
+    lock_slots: int = Field(default=1, ge=1, le=100, description="how many runs may hold the lock at once")
     labels: dict[str, str] = Field(default_factory=dict)
     workdir: str | None = None
 
@@ -125,6 +126,10 @@ class ExecutionRequest(_Model):
             raise ValueError("command is empty")
         if self.argv is not None and not self.argv:
             raise ValueError("argv is empty")
+        if self.lock_slots > 1 and self.lock is None:
+            raise ValueError("lock_slots needs a lock name (--lock NAME --lock-slots N)")
+        if self.lock_slots > 1 and self.on_conflict == OnConflict.CANCEL:
+            raise ValueError("on_conflict cancel cannot be used with lock_slots: which run would it stop?")
         return self
 
     @field_validator("env")

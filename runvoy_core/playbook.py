@@ -111,6 +111,7 @@ class Playbook(BaseModel):
     lock: str | None = None
     on_conflict: str | None = None
     lock_timeout: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
+    lock_slots: int | None = None
     labels: Env = Field(default_factory=dict)
     workdir: str | None = None
     shell: str = "/bin/sh"
@@ -177,6 +178,7 @@ class Playbook(BaseModel):
             "lock": self.lock,
             "on_conflict": self.on_conflict,
             "lock_timeout": self.lock_timeout,
+            "lock_slots": self.lock_slots,
             "labels": labels or None,
             "workdir": self.workdir,
         }

@@ -215,16 +215,26 @@ class Runner:
                 command=request.shell_command()[:200],
                 acquired_at=utcnow(),
             )
-            lease = self.locks.acquire(
-                request.lock,
-                holder,
-                mode=request.on_conflict,
-                timeout=request.lock_timeout,
-                on_wait=on_lock_wait,
-                stop_holder=lambda held: self._stop_holder(
-                    held, execution_id, request.lock or "", on_message
-                ),
-            )
+            if request.lock_slots > 1:
+                lease = self.locks.acquire_slot(
+                    request.lock,
+                    request.lock_slots,
+                    holder,
+                    mode=request.on_conflict,
+                    timeout=request.lock_timeout,
+                    on_wait=on_lock_wait,
+                )
+            else:
+                lease = self.locks.acquire(
+                    request.lock,
+                    holder,
+                    mode=request.on_conflict,
+                    timeout=request.lock_timeout,
+                    on_wait=on_lock_wait,
+                    stop_holder=lambda held: self._stop_holder(
+                        held, execution_id, request.lock or "", on_message
+                    ),
+                )
         try:
             execution = Execution(
                 id=execution_id,
@@ -234,7 +244,7 @@ class Runner:
                 request_id=request_id,
                 user=self.user,
                 host=_host(),
-                lock=request.lock,
+                lock=lease.name if lease else None,  # with slots, the slot it holds: "etl#2"
                 fence=lease.fence if lease else None,
                 lock_owner=lease.owner_id if lease else None,
             )

@@ -112,7 +112,7 @@ def status(name: str, provider: str | None, as_json: bool) -> None:
     manager = _manager(provider)
     found = manager.get(name)
     if found is None:
-        raise NotFound(f"no lock named {name!r}", hint="run: runvoy locks list")
+        raise NotFound(f"no lock named {name!r}", hint=_missing_hint(manager, name))
     record, version = found
     holder_status = _holder_status(manager, record)
     if as_json:
@@ -179,7 +179,7 @@ def release(name: str, force: bool, yes: bool, provider: str | None, as_json: bo
     manager = _manager(provider)
     found = manager.get(name)
     if found is None:
-        raise NotFound(f"no lock named {name!r}", hint="run: runvoy locks list")
+        raise NotFound(f"no lock named {name!r}", hint=_missing_hint(manager, name))
     record, version = found
     if record.state.value != "held":
         _done(as_json, name, False, f"lock {name!r} is not held (fence {record.fence})", record.fence)
@@ -218,3 +218,13 @@ def _done(as_json: bool, name: str, released: bool, text: str, fence: int) -> No
         print_json({"name": name, "released": released, "fence": fence, "message": text})
     else:
         message(text)
+
+
+def _missing_hint(manager: Any, name: str) -> str:
+    """Point a lock with slots (NAME#1..NAME#N) out to someone who asked for NAME."""
+    from runvoy_core.locks import SLOT_SEPARATOR
+
+    slots = [record.name for record, _ in manager.list() if record.name.startswith(name + SLOT_SEPARATOR)]
+    if slots:
+        return f"{name!r} has slots: {', '.join(slots)} (for example: runvoy locks status {slots[0]})"
+    return "run: runvoy locks list"

@@ -60,6 +60,13 @@ LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
 @click.option(
     "--lock-timeout", metavar="DURATION", help="How long --on-conflict wait or cancel waits (default 10m)."
 )
+@click.option(
+    "--lock-slots",
+    type=click.IntRange(1, 100),
+    default=None,
+    metavar="N",
+    help="Let up to N runs hold the lock at once (each holds one slot, NAME#1..NAME#N).",
+)
 @click.option("--region", metavar="REGION", help="Cloud region (default: the provider's).")
 @click.option(
     "--arch",
@@ -99,6 +106,7 @@ def cli(
     lock: str | None,
     on_conflict: str | None,
     lock_timeout: str | None,
+    lock_slots: int | None,
     region: str | None,
     arch: str | None,
     spot: bool | None,
@@ -146,6 +154,7 @@ def cli(
         "lock": lock,
         "on_conflict": on_conflict,
         "lock_timeout": lock_timeout,
+        "lock_slots": lock_slots,
         "region": region,
         "arch": arch,
         "spot": spot,

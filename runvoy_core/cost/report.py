@@ -48,7 +48,7 @@ def _keys(execution: Execution, by: str) -> list[str]:
     if by == "user":
         return [execution.user or "-"]
     if by == "lock":
-        return [execution.lock or execution.request.lock or "-"]
+        return [execution.request.lock or execution.lock or "-"]  # a lock's slots count as the lock
     if by == "day":
         return [execution.created_at.date().isoformat()]
     labels = execution.request.labels

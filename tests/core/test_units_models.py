@@ -101,3 +101,14 @@ def test_status_terminality() -> None:
     assert Status.TIMED_OUT.is_terminal and not Status.STOPPING.is_terminal
     record = Execution(id="abc", provider="local", request=build_request("true"))
     assert record.public_dict()["status"] == "PENDING"
+
+
+def test_lock_slots_rules_are_one_line_errors() -> None:
+    assert build_request("true", lock="etl", lock_slots=3).lock_slots == 3
+    assert build_request("true").lock_slots == 1
+    with pytest.raises(ValidationFailed, match=r"^invalid request: lock_slots needs a lock name"):
+        build_request("true", lock_slots=2)
+    with pytest.raises(ValidationFailed, match="on_conflict cancel cannot be used with lock_slots"):
+        build_request("true", lock="etl", lock_slots=2, on_conflict="cancel")
+    with pytest.raises(ValidationFailed, match=r"lock_slots: Input should be less than or equal to 100"):
+        build_request("true", lock="etl", lock_slots=101)

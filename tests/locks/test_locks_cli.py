@@ -145,3 +145,14 @@ def test_force_release_is_refused_when_the_lock_changed_after_it_was_shown(
 def test_release_of_unknown_lock() -> None:
     code, _out, err = invoke("locks", "release", "ghost", "--force", "--yes")
     assert code != 0 and "no lock named 'ghost'" in err
+
+
+def test_a_lock_with_slots_is_pointed_out_by_its_name(locks: LockManager) -> None:
+    locks.acquire_slot("etl", 2, holder("aaaaaaaaaaaa"))
+    code, _out, err = invoke("locks", "status", "etl")
+    assert code == 125
+    assert "no lock named 'etl'" in err and "'etl' has slots: etl#1" in err
+    code, out, _err = invoke("locks", "status", "etl#1")
+    assert code == 0 and "aaaaaaaaaaaa" in out
+    code, _out, err = invoke("locks", "status", "nothing")
+    assert code == 125 and "runvoy locks list" in err

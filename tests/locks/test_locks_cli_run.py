@@ -181,3 +181,36 @@ def test_cancel_gives_up_after_the_lock_timeout_when_the_holder_ignores_the_stop
     assert second.returncode == 75, err
     assert "gave up waiting for lock 'slow'" in err and "Traceback" not in err
     runvoy("kill", "--force", holder.strip()).communicate(timeout=30)
+
+
+@pytest.mark.timeout(120)
+def test_lock_slots_let_at_most_n_runs_overlap(runvoy_home: Path, tmp_path: Path) -> None:
+    """Six `runvoy run --lock etl --lock-slots 2 --on-conflict wait` at once: never more than two run
+    together, two do run together, and each run knows its slot."""
+    log = tmp_path / "log"
+    script = (
+        f'echo "start $RUNVOY_LOCK $(date +%s.%N)" >> {log}; sleep 0.6; '
+        f'echo "end $RUNVOY_LOCK $(date +%s.%N)" >> {log}'
+    )
+    runs = [
+        runvoy("run", "--lock", "etl", "--lock-slots", "2", "--on-conflict", "wait", script) for _ in range(6)
+    ]
+    for run in runs:
+        _out, err = run.communicate(timeout=90)
+        assert run.returncode == 0, err
+    events = []
+    for line in log.read_text().splitlines():
+        kind, slot, at = line.split()
+        events.append((float(at), 0 if kind == "end" else 1, slot))
+    running, peak, slots_in_use = 0, 0, set()
+    for _at, starting, slot in sorted(events):
+        if starting:
+            assert slot not in slots_in_use, f"{slot} was held twice at once"
+            slots_in_use.add(slot)
+            running += 1
+        else:
+            slots_in_use.discard(slot)
+            running -= 1
+        peak = max(peak, running)
+    assert peak == 2
+    assert {slot for _at, _starting, slot in events} == {"etl#1", "etl#2"}

@@ -382,3 +382,98 @@ def test_metrics_record_acquire_conflict_wait_renew_failure_lost_hold() -> None:
     )
     assert 'runvoy_lock_hold_seconds_sum{lock="x"} 3' in text
     assert 'runvoy_lock_acquire_seconds_count{lock="x"} 1' in text
+
+
+# -- slots: a lock that up to N runs hold at once ----------------------------------------------------------
+def test_slots_are_taken_in_order_and_the_next_run_fails_naming_every_holder() -> None:
+    reg = MemoryLockRegister()
+    m = manager(reg, holder_status=lambda h: "running")
+    leases = [m.acquire_slot("etl", 3, holder(f"e{i}")) for i in range(3)]
+    assert [lease.name for lease in leases] == ["etl#1", "etl#2", "etl#3"]
+    assert all(lease.fence == 1 for lease in leases)
+    with pytest.raises(LockHeld) as err:
+        m.acquire_slot("etl", 3, holder("e9"))
+    assert "all 3 slots of lock 'etl' are held" in err.value.message
+    assert all(f"etl#{k}: execution e{k - 1}" in err.value.message for k in (1, 2, 3))
+    assert err.value.exit_code == 75
+
+
+def test_a_waiting_run_gets_the_slot_that_frees_up() -> None:
+    reg = MemoryLockRegister()
+    clock = FakeClock()
+    status = {"e0": "running", "e1": "running"}
+    m = manager(reg, clock, holder_status=lambda h: status.get(h.execution_id or "", "running"))
+    m.acquire_slot("etl", 2, holder("e0"))
+    second = m.acquire_slot("etl", 2, holder("e1"))
+    attempt_waits: list[float] = []
+
+    def free_the_second(record: object, waited: float) -> None:
+        attempt_waits.append(waited)
+        if len(attempt_waits) == 3:
+            second.release()
+
+    third = m.acquire_slot("etl", 2, holder("e2"), mode=OnConflict.WAIT, timeout=600, on_wait=free_the_second)
+    assert third.name == "etl#2" and third.fence == 2
+    status["e0"] = "ended"  # an ended holder's slot is taken at once, even in mode fail
+    assert m.acquire_slot("etl", 2, holder("e3")).name == "etl#1"
+
+
+def test_a_slot_wait_gives_up_at_the_lock_timeout() -> None:
+    reg = MemoryLockRegister()
+    clock = FakeClock()
+    m = manager(reg, clock, holder_status=lambda h: "running")
+    m.acquire_slot("etl", 2, holder("e0"))
+    m.acquire_slot("etl", 2, holder("e1"))
+    with pytest.raises(LockTimeout, match="gave up waiting for a slot of lock 'etl'"):
+        m.acquire_slot("etl", 2, holder("e2"), mode=OnConflict.WAIT, timeout=30)
+    assert 30 <= clock.now - 1000 < 31
+
+
+def test_a_lost_grant_answer_is_settled_before_another_slot_is_taken() -> None:
+    reg = FaultyRegister(MemoryLockRegister())
+    m = manager(reg)
+    reg.fail_next("lost", op="create_if_absent")  # slot 1 is ours, but the answer is lost...
+    reg.fail_next("error", op="read")  # ...and so is the read that would have told us
+    lease = m.acquire_slot("etl", 2, holder("e1"), mode=OnConflict.WAIT, timeout=60)
+    assert lease.name == "etl#1"
+    assert m.get("etl#2") is None, "a second slot was taken while the first grant was unsettled"
+
+
+class LateRegister(MemoryLockRegister):
+    """The first grant of slot 1 times out without applying, then lands while slot 2 is being read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: tuple[str, dict[str, object]] | None = None
+
+    def create_if_absent(self, key: str, value: dict[str, object]) -> bool:  # type: ignore[override]
+        if key == "etl#1" and self.pending is None:
+            self.pending = (key, value)
+            raise TimeoutError("the answer never came")
+        return super().create_if_absent(key, value)  # type: ignore[arg-type]
+
+    def read(self, key: str):  # type: ignore[no-untyped-def]
+        if key == "etl#2" and self.pending is not None and self.pending[0] == "etl#1":
+            super().create_if_absent(*self.pending)  # type: ignore[arg-type]
+            self.pending = ("done", {})
+        return super().read(key)
+
+
+def test_a_slot_grant_that_lands_late_is_given_back() -> None:
+    reg = LateRegister()
+    m = manager(reg)
+    lease = m.acquire_slot("etl", 2, holder("e1"), mode=OnConflict.WAIT, timeout=60)
+    assert lease.name == "etl#2"
+    late = m.get("etl#1")
+    assert late is not None and late[0].state == LockState.RELEASED
+    assert late[0].audit[-1]["reason"] == "unused slot"
+
+
+def test_slot_rules() -> None:
+    reg = MemoryLockRegister()
+    m = manager(reg)
+    assert m.acquire_slot("one", 1, holder("e1")).name == "one"  # one slot is the plain lock
+    from runvoy_core.errors import UsageError
+
+    with pytest.raises(UsageError, match="cannot be used with lock slots"):
+        m.acquire_slot("etl", 2, holder("e1"), mode=OnConflict.CANCEL)
