@@ -109,6 +109,19 @@ class LockRegisterConformance:
         got = register.read("job")
         assert got is not None and got.value == {"n": wins[0]}
 
+    def test_every_character_a_lock_or_slot_name_may_hold_round_trips(self, register: Any) -> None:
+        # lock names allow _ . : / -, and slot k of lock NAME is NAME#k (runvoy_core.locks.slot_names)
+        names = ["etl#1", "etl#2", "db:migrate/eu-west_1.v2#10", "Z9", "a" * 120 + "#100"]
+        for name in names:
+            assert register.create_if_absent(name, {"name": name}) is True
+        for name in names:
+            got = register.read(name)
+            assert got is not None and got.value == {"name": name}
+            assert register.replace_if_version(name, {"name": name, "n": 1}, got.version) is True
+        assert register.read("etl") is None  # a slot is not its lock
+        listed = {name for name, _ in register.list()}
+        assert set(names) <= listed
+
     def test_list_returns_every_entry_with_its_version(self, register: Any) -> None:
         for name in ("b-lock", "a-lock", "c/lock"):
             register.create_if_absent(name, {"name": name})
