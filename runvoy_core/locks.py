@@ -611,21 +611,30 @@ class LockManager:
             now = self.clock()
             waited = now - attempt.started
             if now >= attempt.deadline:
-                self.metrics.timeouts.inc(lock=name)
                 record = attempt.last_record
                 held = f"still held by {describe_holder(record)}" if record else "the register did not answer"
-                raise LockTimeout(
+                raise self.timeout_error(
+                    name,
                     f"gave up waiting for lock {name!r} after {format_age(waited)}: {held}",
-                    hint=f"raise --lock-timeout, or inspect it with: runvoy locks status {name}",
-                    lock=name,
                     fence=record.fence if record else None,
                 )
             if on_wait is not None and attempt.last_record is not None:
                 on_wait(attempt.last_record, waited)
-            # equal jitter: waiters started together spread out instead of polling in lockstep
-            pause = min(self.rng.uniform(delay / 2, delay), attempt.deadline - now)
-            self.sleep(max(0.0, pause))
-            delay = min(delay * 1.5, self.poll_max)
+            delay = self.pause(delay, attempt.deadline - now)
+
+    def acquire_queued(
+        self,
+        name: str,
+        holder: LockHolder,
+        *,
+        timeout: float = 600.0,
+        on_wait: Callable[[LockRecord, float], None] | None = None,
+    ) -> Lease:
+        """Hold ``name`` after every run that queued for it earlier (first come, first served; see
+        runvoy_core.lock_queue). Raises LockTimeout after ``timeout``."""
+        from runvoy_core.lock_queue import acquire_queued
+
+        return acquire_queued(self, name, holder, timeout=timeout, on_wait=on_wait)
 
     def acquire_slot(
         self,
@@ -688,19 +697,32 @@ class LockManager:
             now = self.clock()
             waited = now - first.started
             if now >= first.deadline:
-                self.metrics.timeouts.inc(lock=name)
-                raise LockTimeout(
+                raise self.timeout_error(
+                    name,
                     f"gave up waiting for a slot of lock {name!r} after {format_age(waited)}: "
                     f"all {slots} slots still held",
-                    hint="raise --lock-timeout, or inspect them with: runvoy locks list",
-                    lock=name,
+                    inspect="runvoy locks list",
                 )
             record = next((a.last_record for a in attempts if a.last_record is not None), None)
             if on_wait is not None and record is not None:
                 on_wait(record, waited)
-            pause = min(self.rng.uniform(delay / 2, delay), first.deadline - now)
-            self.sleep(max(0.0, pause))
-            delay = min(delay * 1.5, self.poll_max)
+            delay = self.pause(delay, first.deadline - now)
+
+    def timeout_error(
+        self, name: str, message: str, *, fence: int | None = None, inspect: str | None = None
+    ) -> LockTimeout:
+        """The error for a wait that gave up (counted in the metrics)."""
+        self.metrics.timeouts.inc(lock=name)
+        inspect = inspect or f"runvoy locks status {name}"
+        return LockTimeout(
+            message, hint=f"raise --lock-timeout, or inspect it with: {inspect}", lock=name, fence=fence
+        )
+
+    def pause(self, delay: float, remaining: float) -> float:
+        """Sleep before the next poll; returns the next delay. Equal jitter: waiters that started together
+        spread out instead of polling in lockstep."""
+        self.sleep(max(0.0, min(self.rng.uniform(delay / 2, delay), remaining)))
+        return min(delay * 1.5, self.poll_max)
 
     # -- inspecting -----------------------------------------------------------------------------------
     def get(self, name: str) -> tuple[LockRecord, str] | None:
@@ -710,8 +732,11 @@ class LockManager:
         return _load(current), current.version
 
     def list(self) -> list[tuple[LockRecord, str]]:
+        from runvoy_core.lock_queue import is_queue_key
+
         return sorted(
-            ((_load(value), value.version) for _, value in self.register.list()), key=lambda rv: rv[0].name
+            ((_load(value), value.version) for key, value in self.register.list() if not is_queue_key(key)),
+            key=lambda rv: rv[0].name,
         )
 
     # -- releasing from outside -----------------------------------------------------------------------

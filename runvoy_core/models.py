@@ -83,6 +83,7 @@ class OnConflict(enum.StrEnum):
     FAIL = "fail"
     WAIT = "wait"
     CANCEL = "cancel"  # stop the run holding the lock, then wait for it to let go (cancel-in-progress)
+    QUEUE = "queue"  # wait in line: first come, first served among queued runs
 
 
 class _Model(BaseModel):
@@ -130,6 +131,8 @@ class ExecutionRequest(_Model):
             raise ValueError("lock_slots needs a lock name (--lock NAME --lock-slots N)")
         if self.lock_slots > 1 and self.on_conflict == OnConflict.CANCEL:
             raise ValueError("on_conflict cancel cannot be used with lock_slots: which run would it stop?")
+        if self.lock_slots > 1 and self.on_conflict == OnConflict.QUEUE:
+            raise ValueError("on_conflict queue cannot be used with lock_slots (yet): use wait")
         return self
 
     @field_validator("env")

@@ -31,6 +31,7 @@ from runvoy_core.models import (
     ExecutionRequest,
     LockHolder,
     LogEvent,
+    OnConflict,
     Status,
     StatusChange,
     new_execution_id,
@@ -215,7 +216,11 @@ class Runner:
                 command=request.shell_command()[:200],
                 acquired_at=utcnow(),
             )
-            if request.lock_slots > 1:
+            if request.on_conflict == OnConflict.QUEUE:
+                lease = self.locks.acquire_queued(
+                    request.lock, holder, timeout=request.lock_timeout, on_wait=on_lock_wait
+                )
+            elif request.lock_slots > 1:
                 lease = self.locks.acquire_slot(
                     request.lock,
                     request.lock_slots,

@@ -115,8 +115,16 @@ def status(name: str, provider: str | None, as_json: bool) -> None:
         raise NotFound(f"no lock named {name!r}", hint=_missing_hint(manager, name))
     record, version = found
     holder_status = _holder_status(manager, record)
+    from runvoy_core.lock_queue import waiting
+
+    queue = waiting(manager.register, name)
     if as_json:
-        print_json(_record_json(record, version, holder_status))
+        data = _record_json(record, version, holder_status)
+        data["queue"] = [
+            {"ticket": number, "execution_id": h.execution_id, "user": h.user, "host": h.host}
+            for number, h in queue
+        ]
+        print_json(data)
         return
     held = record.state.value == "held"
     h = record.holder
@@ -138,6 +146,7 @@ def status(name: str, provider: str | None, as_json: bool) -> None:
         ("since" if held else "acquired", h.acquired_at),
         ("age", _age_text(record) if held else None),
         ("renewals", record.renewals),
+        ("queue", ", ".join(f"{h.execution_id} (ticket {n})" for n, h in queue) if queue else None),
     ]
     print_fields(fields)
     if record.audit:

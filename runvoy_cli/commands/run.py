@@ -52,13 +52,15 @@ LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
 @click.option("--lock", metavar="NAME", help="Hold this named lock for the whole run.")
 @click.option(
     "--on-conflict",
-    type=click.Choice(["fail", "wait", "cancel"]),
+    type=click.Choice(["fail", "wait", "cancel", "queue"]),
     default=None,
-    help="When the lock is held: fail at once (exit 75, the default), wait, or cancel the run holding it "
-    "and then wait for it to end.",
+    help="When the lock is held: fail at once (exit 75, the default), wait, queue (wait in line: first "
+    "come, first served), or cancel the run holding it and then wait for it to end.",
 )
 @click.option(
-    "--lock-timeout", metavar="DURATION", help="How long --on-conflict wait or cancel waits (default 10m)."
+    "--lock-timeout",
+    metavar="DURATION",
+    help="How long --on-conflict wait, queue or cancel waits (default 10m).",
 )
 @click.option(
     "--lock-slots",

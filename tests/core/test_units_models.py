@@ -112,3 +112,9 @@ def test_lock_slots_rules_are_one_line_errors() -> None:
         build_request("true", lock="etl", lock_slots=2, on_conflict="cancel")
     with pytest.raises(ValidationFailed, match=r"lock_slots: Input should be less than or equal to 100"):
         build_request("true", lock="etl", lock_slots=101)
+
+
+def test_queue_and_slots_do_not_mix() -> None:
+    assert build_request("true", lock="etl", on_conflict="queue").on_conflict == "queue"
+    with pytest.raises(ValidationFailed, match="on_conflict queue cannot be used with lock_slots"):
+        build_request("true", lock="etl", lock_slots=2, on_conflict="queue")

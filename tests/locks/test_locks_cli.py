@@ -156,3 +156,21 @@ def test_a_lock_with_slots_is_pointed_out_by_its_name(locks: LockManager) -> Non
     assert code == 0 and "aaaaaaaaaaaa" in out
     code, _out, err = invoke("locks", "status", "nothing")
     assert code == 125 and "runvoy locks list" in err
+
+
+def test_status_shows_the_runs_queued_for_the_lock(locks: LockManager, runvoy_home: Path) -> None:
+    from runvoy_core.lock_queue import QueueTicket
+
+    locks.acquire("deploy", holder("aaaaaaaaaaaa"))
+    for eid in ("bbbbbbbbbbbb", "cccccccccccc"):
+        QueueTicket(locks.register, "deploy", holder(eid), lease=30, grace=5, clock=locks.clock).take()
+    code, out, _err = invoke("locks", "status", "deploy")
+    assert code == 0
+    assert "queue:" in out and "bbbbbbbbbbbb (ticket 1), cccccccccccc (ticket 2)" in out
+    data = json.loads(invoke("locks", "status", "deploy", "--json")[1])
+    assert [(q["ticket"], q["execution_id"]) for q in data["queue"]] == [
+        (1, "bbbbbbbbbbbb"),
+        (2, "cccccccccccc"),
+    ]
+    code, out, _err = invoke("locks", "list")
+    assert "~" not in out  # the queue's records are not locks

@@ -111,7 +111,16 @@ class LockRegisterConformance:
 
     def test_every_character_a_lock_or_slot_name_may_hold_round_trips(self, register: Any) -> None:
         # lock names allow _ . : / -, and slot k of lock NAME is NAME#k (runvoy_core.locks.slot_names)
-        names = ["etl#1", "etl#2", "db:migrate/eu-west_1.v2#10", "Z9", "a" * 120 + "#100"]
+        # and the queue of lock NAME keeps NAME~queue and one NAME~<n> per ticket (runvoy_core.lock_queue)
+        names = [
+            "etl#1",
+            "etl#2",
+            "db:migrate/eu-west_1.v2#10",
+            "Z9",
+            "a" * 120 + "#100",
+            "etl~queue",
+            "etl~12",
+        ]
         for name in names:
             assert register.create_if_absent(name, {"name": name}) is True
         for name in names:

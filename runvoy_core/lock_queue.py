@@ -1,0 +1,291 @@
+"""First come, first served for a named lock: ``--on-conflict queue``.
+
+A queued run takes a numbered ticket, then waits until every earlier ticket is done or abandoned; only then
+does it try the lock itself, with mode wait's rules (runvoy_core.locks). The queue lives in the same
+compare-and-swap register as the lock, in records the lock's own writes never touch (so a waiter's
+heartbeat can never fail the holder's renewal):
+
+- ``NAME~queue``: ``{"next": next ticket number, "head": no live ticket is below this, "last_owner": ...}``;
+- ``NAME~<n>``: ticket *n*: its owner, the waiting run, ``state`` (waiting | done | abandoned) and ``beat``,
+  a counter its owner bumps every lease/3 while it waits.
+
+``~`` is not allowed in a lock name, so these never collide with a lock, and ``LockManager.list`` skips
+them. A waiter that stops beating (its process died) is skipped: a run behind it that sees its beat
+unchanged for a whole lease + grace *on its own monotonic clock* marks it abandoned, with a compare-and-swap
+on the version it watched (the rule the lock itself uses; no clock of another machine is ever read). A
+ticket number that was taken but whose record never appeared (a crash between the two writes) is skipped
+the same way. The register has no delete: a lock that is queued for keeps one small record per ticket.
+
+The queue orders queue-mode runs among themselves; a run in mode wait or fail does not look at it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from runvoy_core.logging import get_logger
+from runvoy_core.models import LockHolder, LockRecord, OnConflict
+from runvoy_core.ports.locks import LockRegister
+
+if TYPE_CHECKING:
+    from runvoy_core.locks import Lease, LockManager
+
+log = get_logger("runvoy.locks")
+
+QUEUE_SEPARATOR = "~"
+WAITING, DONE, ABANDONED = "waiting", "done", "abandoned"
+
+
+def queue_key(name: str) -> str:
+    return f"{name}{QUEUE_SEPARATOR}queue"
+
+
+def ticket_key(name: str, ticket: int) -> str:
+    return f"{name}{QUEUE_SEPARATOR}{ticket}"
+
+
+def is_queue_key(key: str) -> bool:
+    return QUEUE_SEPARATOR in key
+
+
+class QueueTicket:
+    """One run's place in the queue of a lock, from taking the ticket to giving it back."""
+
+    def __init__(
+        self,
+        register: LockRegister,
+        name: str,
+        holder: LockHolder,
+        *,
+        lease: float,
+        grace: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.register = register
+        self.name = name
+        self.holder = holder
+        self.clock = clock
+        self.beat_every = lease / 3
+        self.dead_after = lease + grace
+        self.owner_id = uuid.uuid4().hex
+        self.ticket = 0
+        self.requeued = 0
+        self._next_beat = 0.0
+        # tickets ahead of ours: number -> (the version we saw, since when on our clock)
+        self._watch: dict[int, tuple[str | None, float]] = {}
+
+    # -- taking and giving back ---------------------------------------------------------------------------
+    def take(self) -> int:
+        """The next ticket number, and its record, written as ours."""
+        while True:
+            number = self._next_number()
+            record = {
+                "owner_id": self.owner_id,
+                "holder": self.holder.model_dump(mode="json"),
+                "state": WAITING,
+                "beat": 0,
+            }
+            # False: someone behind us decided this number was never used (we were slow between the two
+            # writes), so take another
+            if self._create(ticket_key(self.name, number), record, "owner_id"):
+                break
+        self.ticket = number
+        self._next_beat = self.clock() + self.beat_every
+        self._watch.clear()
+        return number
+
+    def _next_number(self) -> int:
+        key = queue_key(self.name)
+        while True:
+            current = self.register.read(key)
+            if current is None:
+                if self._create(key, {"next": 2, "head": 1, "last_owner": self.owner_id}, "last_owner"):
+                    return 1
+                continue
+            number = int(current.value["next"])
+            value = {**current.value, "next": number + 1, "last_owner": self.owner_id}
+            try:
+                if self.register.replace_if_version(key, value, current.version):
+                    return number
+            except Exception as exc:  # an unknown outcome: the counter says whether it was ours
+                log.info("lock.queue_ticket_unknown", lock=self.name, error=str(exc))
+                after = self.register.read(key)
+                if after is not None and after.value.get("last_owner") == self.owner_id:
+                    return int(after.value["next"]) - 1
+                # else the number may have gone to us all the same: those behind skip it after a lease
+
+    def _create(self, key: str, value: dict[str, Any], owner_field: str) -> bool:
+        """create_if_absent; an unknown outcome is settled by reading whose record is there."""
+        try:
+            return self.register.create_if_absent(key, value)
+        except Exception as exc:
+            log.info("lock.queue_create_unknown", lock=self.name, key=key, error=str(exc))
+            found = self.register.read(key)
+            return found is not None and found.value.get(owner_field) == self.owner_id
+
+    def finish(self, state: str) -> None:
+        """Mark our ticket done (we hold the lock) or abandoned (we gave up); best effort: a ticket that
+        is not marked stops beating and is skipped after a lease."""
+        key = ticket_key(self.name, self.ticket)
+        for _ in range(3):
+            try:
+                current = self.register.read(key)
+                if current is None or current.value.get("owner_id") != self.owner_id:
+                    return
+                if current.value.get("state") != WAITING:
+                    return
+                if self.register.replace_if_version(key, {**current.value, "state": state}, current.version):
+                    return
+            except Exception as exc:
+                log.info("lock.queue_finish_failed", lock=self.name, error=str(exc))
+
+    # -- waiting ------------------------------------------------------------------------------------------
+    def keep_alive(self) -> bool:
+        """Bump our beat when it is due. False when others have given our place away (we stalled for
+        longer than a lease): the caller takes a new ticket."""
+        now = self.clock()
+        if now < self._next_beat:
+            return True
+        key = ticket_key(self.name, self.ticket)
+        current = self.register.read(key)
+        if current is None or current.value.get("owner_id") != self.owner_id:
+            return False
+        if current.value.get("state") != WAITING:
+            return False
+        value = {**current.value, "beat": int(current.value.get("beat", 0)) + 1}
+        try:
+            self.register.replace_if_version(key, value, current.version)
+        except Exception as exc:  # try again at the next poll; a lease is long
+            log.info("lock.queue_beat_failed", lock=self.name, error=str(exc))
+            return True
+        self._next_beat = now + self.beat_every
+        return True
+
+    def first_in_line(self) -> bool:
+        """Whether every ticket before ours is done or abandoned (marking the dead ones abandoned)."""
+        head = self._head()
+        all_clear = True
+        first_live: int | None = None
+        for number in range(head, self.ticket):
+            if not self._gone(number):
+                all_clear = False
+                first_live = number if first_live is None else first_live
+        if first_live is None:
+            self._advance_head(self.ticket)
+        elif first_live > head:
+            self._advance_head(first_live)
+        return all_clear
+
+    def _head(self) -> int:
+        current = self.register.read(queue_key(self.name))
+        return int(current.value.get("head", 1)) if current is not None else 1
+
+    def _advance_head(self, head: int) -> None:
+        key = queue_key(self.name)
+        current = self.register.read(key)
+        if current is None or int(current.value.get("head", 1)) >= head:
+            return
+        try:
+            self.register.replace_if_version(key, {**current.value, "head": head}, current.version)
+        except Exception as exc:  # only an optimisation: the next reader scans a little more
+            log.info("lock.queue_head_failed", lock=self.name, error=str(exc))
+
+    def _gone(self, number: int) -> bool:
+        """Ticket ``number`` is done or abandoned, or has just been found dead and marked so."""
+        key = ticket_key(self.name, number)
+        current = self.register.read(key)
+        if current is not None and current.value.get("state") in (DONE, ABANDONED):
+            self._watch.pop(number, None)
+            return True
+        version = current.version if current is not None else None
+        seen = self._watch.get(number)
+        now = self.clock()
+        if seen is None or seen[0] != version:
+            self._watch[number] = (version, now)
+            return False
+        if now - seen[1] < self.dead_after:
+            return False
+        # no beat for a whole lease + grace on our clock: skip it, unless it moved meanwhile
+        try:
+            if current is None:
+                marked = self.register.create_if_absent(
+                    key, {"state": ABANDONED, "owner_id": None, "beat": 0}
+                )
+            else:
+                marked = self.register.replace_if_version(
+                    key, {**current.value, "state": ABANDONED}, current.version
+                )
+        except Exception as exc:
+            log.info("lock.queue_skip_failed", lock=self.name, ticket=number, error=str(exc))
+            return False
+        if marked:
+            log.warning("lock.queue_skipped", lock=self.name, ticket=number)
+            self._watch.pop(number, None)
+        return marked
+
+
+def acquire_queued(
+    manager: LockManager,
+    name: str,
+    holder: LockHolder,
+    *,
+    timeout: float,
+    on_wait: Callable[[LockRecord, float], None] | None = None,
+) -> Lease:
+    """Hold ``name`` after every run that queued for it before us (``LockManager.acquire_queued``)."""
+    queue = QueueTicket(
+        manager.register, name, holder, lease=manager.lease, grace=manager.grace, clock=manager.clock
+    )
+    attempt = manager.begin(name, holder, mode=OnConflict.WAIT, timeout=timeout)
+    queue.take()
+    delay = manager.poll_min
+    try:
+        while True:
+            lease = None
+            try:
+                if not queue.keep_alive():
+                    log.warning("lock.queue_requeued", lock=name, ticket=queue.ticket)
+                    queue.requeued += 1
+                    queue.take()
+                if queue.first_in_line():
+                    lease = attempt.poll()
+            except Exception as exc:  # the register failed: keep trying until the deadline
+                if attempt.timed_out():
+                    raise
+                log.warning("lock.poll_failed", lock=name, error=str(exc))
+            if lease is not None:
+                queue.finish(DONE)
+                return lease
+            now = manager.clock()
+            waited = now - attempt.started
+            if now >= attempt.deadline:
+                raise manager.timeout_error(
+                    name,
+                    f"gave up waiting for lock {name!r} after {waited:.0f}s in its queue (ticket {queue.ticket})",
+                )
+            if on_wait is not None:
+                found = attempt.last_record
+                if found is None:  # not first in line yet: we have not looked at the lock itself
+                    got = manager.get(name)
+                    found = got[0] if got is not None else None
+                if found is not None:
+                    on_wait(found, waited)
+            delay = manager.pause(delay, attempt.deadline - now)
+    except BaseException:
+        queue.finish(ABANDONED)  # those behind us need not wait a lease for a run that gave up
+        raise
+
+
+def waiting(register: LockRegister, name: str) -> list[tuple[int, LockHolder]]:
+    """The runs queued for ``name``, in order (for `runvoy locks status`)."""
+    counter = register.read(queue_key(name))
+    if counter is None:
+        return []
+    out = []
+    for number in range(int(counter.value.get("head", 1)), int(counter.value.get("next", 1))):
+        found = register.read(ticket_key(name, number))
+        if found is not None and found.value.get("state") == WAITING and found.value.get("holder"):
+            out.append((number, LockHolder.model_validate(found.value["holder"])))
+    return out
