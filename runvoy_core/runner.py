@@ -206,40 +206,7 @@ class Runner:
         execution_id = execution_id or new_execution_id()
         request_id = current_request_id() or new_request_id()
         region = request.region or self.provider.region
-        lease = None
-        if request.lock:
-            holder = LockHolder(
-                execution_id=execution_id,
-                provider=self.provider.name,
-                user=self.user,
-                host=_host(),
-                command=request.shell_command()[:200],
-                acquired_at=utcnow(),
-            )
-            if request.on_conflict == OnConflict.QUEUE:
-                lease = self.locks.acquire_queued(
-                    request.lock, holder, timeout=request.lock_timeout, on_wait=on_lock_wait
-                )
-            elif request.lock_slots > 1:
-                lease = self.locks.acquire_slot(
-                    request.lock,
-                    request.lock_slots,
-                    holder,
-                    mode=request.on_conflict,
-                    timeout=request.lock_timeout,
-                    on_wait=on_lock_wait,
-                )
-            else:
-                lease = self.locks.acquire(
-                    request.lock,
-                    holder,
-                    mode=request.on_conflict,
-                    timeout=request.lock_timeout,
-                    on_wait=on_lock_wait,
-                    stop_holder=lambda held: self._stop_holder(
-                        held, execution_id, request.lock or "", on_message
-                    ),
-                )
+        lease = self._take_lock(request, execution_id, on_message, on_lock_wait)
         try:
             execution = Execution(
                 id=execution_id,
@@ -276,6 +243,48 @@ class Runner:
                 raise
             raise StartFailed(f"failed to start the task: {reason}") from exc
         return handle
+
+    def _take_lock(
+        self,
+        request: ExecutionRequest,
+        execution_id: str,
+        on_message: Messages | None,
+        on_lock_wait: Callable[[Any, float], None] | None,
+    ) -> Any:
+        """The lease on the request's lock (None without one), in its conflict mode: fail, wait, queue,
+        cancel, or one of N slots."""
+        if not request.lock:
+            return None
+        holder = LockHolder(
+            execution_id=execution_id,
+            provider=self.provider.name,
+            user=self.user,
+            host=_host(),
+            command=request.shell_command()[:200],
+            acquired_at=utcnow(),
+        )
+        if request.on_conflict == OnConflict.QUEUE:
+            return self.locks.acquire_queued(
+                request.lock, holder, timeout=request.lock_timeout, on_wait=on_lock_wait
+            )
+        if request.lock_slots > 1:
+            return self.locks.acquire_slot(
+                request.lock,
+                request.lock_slots,
+                holder,
+                mode=request.on_conflict,
+                timeout=request.lock_timeout,
+                on_wait=on_lock_wait,
+            )
+        lock = request.lock
+        return self.locks.acquire(
+            lock,
+            holder,
+            mode=request.on_conflict,
+            timeout=request.lock_timeout,
+            on_wait=on_lock_wait,
+            stop_holder=lambda held: self._stop_holder(held, execution_id, lock, on_message),
+        )
 
     def _task_env(self, execution: Execution) -> dict[str, str]:
         env = {"RUNVOY_EXECUTION_ID": execution.id, "RUNVOY_REQUEST_ID": execution.request_id or ""}
