@@ -5,7 +5,8 @@ does it try the lock itself, with mode wait's rules (runvoy_core.locks). The que
 compare-and-swap register as the lock, in records the lock's own writes never touch (so a waiter's
 heartbeat can never fail the holder's renewal):
 
-- ``NAME~queue``: ``{"next": next ticket number, "head": no live ticket is below this, "last_owner": ...}``;
+- ``NAME~queue``: ``{"next": next ticket number, "head": no live ticket is below this, "recent": the owners
+  of the last numbers given out}``;
 - ``NAME~<n>``: ticket *n*: its owner, the waiting run, ``state`` (waiting | done | abandoned) and ``beat``,
   a counter its owner bumps every lease/3 while it waits.
 
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from runvoy_core.logging import get_logger
 from runvoy_core.models import LockHolder, LockRecord, OnConflict
-from runvoy_core.ports.locks import LockRegister
+from runvoy_core.ports.locks import LockRegister, Versioned
 
 if TYPE_CHECKING:
     from runvoy_core.locks import Lease, LockManager
@@ -36,6 +37,8 @@ log = get_logger("runvoy.locks")
 
 QUEUE_SEPARATOR = "~"
 WAITING, DONE, ABANDONED = "waiting", "done", "abandoned"
+ATTEMPTS = 5  # tries of one queue write or read whose outcome is unknown, before leaving a gap
+RECENT = 64  # ticket numbers whose owner the counter remembers
 
 
 def queue_key(name: str) -> str:
@@ -89,7 +92,7 @@ class QueueTicket:
             }
             # False: someone behind us decided this number was never used (we were slow between the two
             # writes), so take another
-            if self._create(ticket_key(self.name, number), record, "owner_id"):
+            if self._create(ticket_key(self.name, number), record, lambda found: found.value.get("owner_id")):
                 break
         self.ticket = number
         self._next_beat = self.clock() + self.beat_every
@@ -101,35 +104,53 @@ class QueueTicket:
         while True:
             current = self.register.read(key)
             if current is None:
-                if self._create(key, {"next": 2, "head": 1, "last_owner": self.owner_id}, "last_owner"):
+                first = {"next": 2, "head": 1, "recent": {"1": self.owner_id}}
+                if self._create(key, first, owner_of=lambda found: found.value.get("recent", {}).get("1")):
                     return 1
                 continue
             number = int(current.value["next"])
-            value = {**current.value, "next": number + 1, "last_owner": self.owner_id}
+            # the last few numbers and their owners: a writer whose answer was lost finds its number
+            # here even when others have taken numbers since
+            recent = dict(list(current.value.get("recent", {}).items())[-(RECENT - 1) :])
+            recent[str(number)] = self.owner_id
+            value = {**current.value, "next": number + 1, "recent": recent}
             try:
                 if self.register.replace_if_version(key, value, current.version):
                     return number
-            except Exception as exc:  # an unknown outcome: the counter says whether it was ours
+            except Exception as exc:  # an unknown outcome: the counter says whether it moved for us
                 log.info("lock.queue_ticket_unknown", lock=self.name, error=str(exc))
-                after = self.register.read(key)
-                if after is not None and after.value.get("last_owner") == self.owner_id:
-                    return int(after.value["next"]) - 1
+                after = self._read_settled(key)
+                if after is not None and after.value.get("recent", {}).get(str(number)) == self.owner_id:
+                    return number
                 # else the number may have gone to us all the same: those behind skip it after a lease
 
-    def _create(self, key: str, value: dict[str, Any], owner_field: str) -> bool:
-        """create_if_absent; an unknown outcome is settled by reading whose record is there."""
-        try:
-            return self.register.create_if_absent(key, value)
-        except Exception as exc:
-            log.info("lock.queue_create_unknown", lock=self.name, key=key, error=str(exc))
-            found = self.register.read(key)
-            return found is not None and found.value.get(owner_field) == self.owner_id
+    def _create(self, key: str, value: dict[str, Any], owner_of: Callable[[Versioned], Any]) -> bool:
+        """create_if_absent, retried while the register fails without writing: True when the record is
+        ours, False when someone else's is there (or the register keeps failing: a gap the others skip)."""
+        for _ in range(ATTEMPTS):
+            try:
+                return self.register.create_if_absent(key, value)
+            except Exception as exc:
+                log.info("lock.queue_create_unknown", lock=self.name, key=key, error=str(exc))
+                found = self._read_settled(key)
+                if found is not None:
+                    return bool(owner_of(found) == self.owner_id)
+        return False
+
+    def _read_settled(self, key: str) -> Versioned | None:
+        """A read after an unknown outcome, retried: giving up early would leave a gap behind."""
+        for _ in range(ATTEMPTS - 1):
+            try:
+                return self.register.read(key)
+            except Exception as exc:
+                log.info("lock.queue_read_failed", lock=self.name, key=key, error=str(exc))
+        return self.register.read(key)
 
     def finish(self, state: str) -> None:
-        """Mark our ticket done (we hold the lock) or abandoned (we gave up); best effort: a ticket that
-        is not marked stops beating and is skipped after a lease."""
+        """Mark our ticket done (we hold the lock) or abandoned (we gave up). Best effort: a ticket left
+        waiting is passed as soon as the lock shows its run as holder, or else after a lease."""
         key = ticket_key(self.name, self.ticket)
-        for _ in range(3):
+        for _ in range(ATTEMPTS):
             try:
                 current = self.register.read(key)
                 if current is None or current.value.get("owner_id") != self.owner_id:
@@ -168,8 +189,12 @@ class QueueTicket:
         head = self._head()
         all_clear = True
         first_live: int | None = None
+        lock = self.register.read(self.name)
+        # the run the lock names (holding it, or its last holder) has had its turn, even if it could not
+        # mark its ticket done
+        served = lock.value.get("holder", {}).get("execution_id") if lock is not None else None
         for number in range(head, self.ticket):
-            if not self._gone(number):
+            if not self._gone(number, served):
                 all_clear = False
                 first_live = number if first_live is None else first_live
         if first_live is None:
@@ -192,11 +217,16 @@ class QueueTicket:
         except Exception as exc:  # only an optimisation: the next reader scans a little more
             log.info("lock.queue_head_failed", lock=self.name, error=str(exc))
 
-    def _gone(self, number: int) -> bool:
-        """Ticket ``number`` is done or abandoned, or has just been found dead and marked so."""
+    def _gone(self, number: int, served: str | None = None) -> bool:
+        """Ticket ``number`` is done or abandoned, belongs to the run ``served`` by the lock, or has just
+        been found dead and marked so."""
         key = ticket_key(self.name, number)
         current = self.register.read(key)
         if current is not None and current.value.get("state") in (DONE, ABANDONED):
+            self._watch.pop(number, None)
+            return True
+        owner_run = (current.value.get("holder") or {}).get("execution_id") if current is not None else None
+        if served is not None and owner_run == served:
             self._watch.pop(number, None)
             return True
         version = current.version if current is not None else None
@@ -239,13 +269,14 @@ def acquire_queued(
         manager.register, name, holder, lease=manager.lease, grace=manager.grace, clock=manager.clock
     )
     attempt = manager.begin(name, holder, mode=OnConflict.WAIT, timeout=timeout)
-    queue.take()
     delay = manager.poll_min
     try:
         while True:
             lease = None
             try:
-                if not queue.keep_alive():
+                if not queue.ticket:
+                    queue.take()
+                elif not queue.keep_alive():
                     log.warning("lock.queue_requeued", lock=name, ticket=queue.ticket)
                     queue.requeued += 1
                     queue.take()
@@ -274,7 +305,8 @@ def acquire_queued(
                     on_wait(found, waited)
             delay = manager.pause(delay, attempt.deadline - now)
     except BaseException:
-        queue.finish(ABANDONED)  # those behind us need not wait a lease for a run that gave up
+        if queue.ticket:
+            queue.finish(ABANDONED)  # those behind us need not wait a lease for a run that gave up
         raise
 
 
