@@ -74,8 +74,8 @@ class QueueTicket:
         self.dead_after = lease + grace
         self.owner_id = uuid.uuid4().hex
         self.ticket = 0
-        self.requeued = 0
         self._next_beat = 0.0
+        self.lock_seen: Versioned | None = None  # the lock's record, as first_in_line last read it
         # tickets ahead of ours: number -> (the version we saw, since when on our clock)
         self._watch: dict[int, tuple[str | None, float]] = {}
 
@@ -149,18 +149,25 @@ class QueueTicket:
     def finish(self, state: str) -> None:
         """Mark our ticket done (we hold the lock) or abandoned (we gave up). Best effort: a ticket left
         waiting is passed as soon as the lock shows its run as holder, or else after a lease."""
-        key = ticket_key(self.name, self.ticket)
         for _ in range(ATTEMPTS):
             try:
-                current = self.register.read(key)
-                if current is None or current.value.get("owner_id") != self.owner_id:
-                    return
-                if current.value.get("state") != WAITING:
-                    return
-                if self.register.replace_if_version(key, {**current.value, "state": state}, current.version):
+                current = self._own_waiting_ticket()
+                if current is None or self._rewrite_own(current, state=state):
                     return
             except Exception as exc:
                 log.info("lock.queue_finish_failed", lock=self.name, error=str(exc))
+
+    def _own_waiting_ticket(self) -> Versioned | None:
+        """Our ticket's record while it is still ours and waiting (None: gone, finished, or given away)."""
+        current = self.register.read(ticket_key(self.name, self.ticket))
+        if current is None or current.value.get("owner_id") != self.owner_id:
+            return None
+        return current if current.value.get("state") == WAITING else None
+
+    def _rewrite_own(self, current: Versioned, **changes: Any) -> bool:
+        return self.register.replace_if_version(
+            ticket_key(self.name, self.ticket), {**current.value, **changes}, current.version
+        )
 
     # -- waiting ------------------------------------------------------------------------------------------
     def keep_alive(self) -> bool:
@@ -169,15 +176,11 @@ class QueueTicket:
         now = self.clock()
         if now < self._next_beat:
             return True
-        key = ticket_key(self.name, self.ticket)
-        current = self.register.read(key)
-        if current is None or current.value.get("owner_id") != self.owner_id:
+        current = self._own_waiting_ticket()
+        if current is None:
             return False
-        if current.value.get("state") != WAITING:
-            return False
-        value = {**current.value, "beat": int(current.value.get("beat", 0)) + 1}
         try:
-            self.register.replace_if_version(key, value, current.version)
+            self._rewrite_own(current, beat=int(current.value.get("beat", 0)) + 1)
         except Exception as exc:  # try again at the next poll; a lease is long
             log.info("lock.queue_beat_failed", lock=self.name, error=str(exc))
             return True
@@ -186,36 +189,27 @@ class QueueTicket:
 
     def first_in_line(self) -> bool:
         """Whether every ticket before ours is done or abandoned (marking the dead ones abandoned)."""
-        head = self._head()
-        all_clear = True
-        first_live: int | None = None
-        lock = self.register.read(self.name)
+        counter = self.register.read(queue_key(self.name))
+        head = int(counter.value.get("head", 1)) if counter is not None else 1
+        self.lock_seen = self.register.read(self.name)
         # the run the lock names (holding it, or its last holder) has had its turn, even if it could not
         # mark its ticket done
+        lock = self.lock_seen
         served = lock.value.get("holder", {}).get("execution_id") if lock is not None else None
-        for number in range(head, self.ticket):
-            if not self._gone(number, served):
-                all_clear = False
-                first_live = number if first_live is None else first_live
-        if first_live is None:
-            self._advance_head(self.ticket)
-        elif first_live > head:
-            self._advance_head(first_live)
-        return all_clear
-
-    def _head(self) -> int:
-        current = self.register.read(queue_key(self.name))
-        return int(current.value.get("head", 1)) if current is not None else 1
-
-    def _advance_head(self, head: int) -> None:
-        key = queue_key(self.name)
-        current = self.register.read(key)
-        if current is None or int(current.value.get("head", 1)) >= head:
-            return
-        try:
-            self.register.replace_if_version(key, {**current.value, "head": head}, current.version)
-        except Exception as exc:  # only an optimisation: the next reader scans a little more
-            log.info("lock.queue_head_failed", lock=self.name, error=str(exc))
+        # every ticket ahead is looked at (not just up to the first live one), so that a dead one further on
+        # is already being timed when its turn comes
+        live = [n for n in range(head, self.ticket) if not self._gone(n, served)]
+        first_live = live[0] if live else None
+        # the tickets up to the first live one are finished: later readers need not look at them again
+        new_head = self.ticket if first_live is None else first_live
+        if counter is not None and new_head > head:
+            try:
+                self.register.replace_if_version(
+                    queue_key(self.name), {**counter.value, "head": new_head}, counter.version
+                )
+            except Exception as exc:  # only an optimisation: the next reader scans a little more
+                log.info("lock.queue_head_failed", lock=self.name, error=str(exc))
+        return first_live is None
 
     def _gone(self, number: int, served: str | None = None) -> bool:
         """Ticket ``number`` is done or abandoned, belongs to the run ``served`` by the lock, or has just
@@ -278,7 +272,6 @@ def acquire_queued(
                     queue.take()
                 elif not queue.keep_alive():
                     log.warning("lock.queue_requeued", lock=name, ticket=queue.ticket)
-                    queue.requeued += 1
                     queue.take()
                 if queue.first_in_line():
                     lease = attempt.poll()
@@ -297,12 +290,11 @@ def acquire_queued(
                     f"gave up waiting for lock {name!r} after {waited:.0f}s in its queue (ticket {queue.ticket})",
                 )
             if on_wait is not None:
-                found = attempt.last_record
-                if found is None:  # not first in line yet: we have not looked at the lock itself
-                    got = manager.get(name)
-                    found = got[0] if got is not None else None
-                if found is not None:
-                    on_wait(found, waited)
+                seen = attempt.last_record
+                if seen is None and queue.lock_seen is not None:  # not first in line yet
+                    seen = LockRecord.model_validate(queue.lock_seen.value)
+                if seen is not None:
+                    on_wait(seen, waited)
             delay = manager.pause(delay, attempt.deadline - now)
     except BaseException:
         if queue.ticket:

@@ -522,8 +522,14 @@ class Acquisition:
                 return
             record = _load(current)
             if record.state == LockState.HELD and record.owner_id == self.owner_id:
-                entry = {"id": _audit_id(), "event": "released", "by": "holder", "reason": "unused slot"}
-                self.manager._release_record(current, record, {**entry, "at": _now_iso()})
+                entry = {
+                    "id": _audit_id(),
+                    "event": "released",
+                    "by": "holder",
+                    "reason": "unused slot",
+                    "at": _now_iso(),
+                }
+                self.manager._release_record(current, record, entry)
         except Exception as exc:  # it expires with its lease, or its holder's end frees it
             log.info("lock.abandon_failed", lock=self.name, error=str(exc))
 
