@@ -105,10 +105,10 @@ class TerminalOutput:
         return True
 
     def _source_fd(self, path: Path) -> int:
-        """The log file, kept open across ranges: a flood of output comes as thousands of them."""
+        """The log file, kept open across ranges: a flood of output comes as hundreds of them."""
         if self._source is None or self._source[0] != path:
             self.close()
-            self._source = (path, os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+            self._source = (path, os.open(path, os.O_RDONLY))  # not inherited by children (PEP 446)
         return self._source[1]
 
     def close(self) -> None:
