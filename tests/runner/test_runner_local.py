@@ -10,18 +10,8 @@ import pytest
 
 from runvoy_core.api import Runvoy
 from runvoy_core.errors import TransientProviderError, ValidationFailed
-from runvoy_core.models import LogEvent, Status
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[LogEvent] = []
-
-    def write_events(self, events: list[LogEvent]) -> None:
-        self.events.extend(events)
-
-    def lines(self, stream: str | None = None) -> list[str]:
-        return [e.message for e in self.events if stream is None or e.stream == stream]
+from runvoy_core.models import Status
+from runvoy_core.testing.sinks import RecordingSink as Sink
 
 
 @pytest.fixture

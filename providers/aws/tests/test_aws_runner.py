@@ -9,19 +9,8 @@ from decimal import Decimal
 import pytest
 from aws_test_tools import config_dict
 
-from runvoy_core.models import LogEvent, Status
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[LogEvent] = []
-
-    def write_events(self, events: list[LogEvent]) -> None:
-        self.events.extend(events)
-
-    @property
-    def lines(self) -> list[str]:
-        return [e.message for e in self.events]
+from runvoy_core.models import Status
+from runvoy_core.testing.sinks import RecordingSink as Sink
 
 
 @pytest.fixture
@@ -38,7 +27,7 @@ def rv(moto, sim):  # type: ignore[no-untyped-def]
 def test_a_failing_run_gives_its_output_exit_code_and_fargate_cost(rv) -> None:
     sink = Sink()
     execution = rv.run("echo hi; exit 3", log_sink=sink)
-    assert sink.lines == ["hi"]
+    assert sink.lines() == ["hi"]
     assert execution.status is Status.FAILED and execution.exit_code == 3
     assert execution.reason == "exited with code 3"
     assert execution.task_ref and execution.task_ref.startswith("arn:aws:ecs:")

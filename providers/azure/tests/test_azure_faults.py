@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 import pytest
-from runvoy_azure_testfakes.helpers import Sink, read_all, spec, wait_ended
+from runvoy_azure_testfakes.helpers import read_all, spec, wait_ended
 
 from runvoy_core.errors import TransientProviderError
 from runvoy_core.models import Status
+from runvoy_core.testing.sinks import RecordingSink as Sink
 
 GROUP_GET = r"/containerGroups/runvoy-[0-9a-f]+$"
 
@@ -34,7 +35,7 @@ def test_throttling_beyond_the_retries_is_transient_and_never_crashes_a_watch(rv
     sink = Sink()
     execution = rv.run("echo through; sleep 0.3", log_sink=sink)
     assert fault.hits == 9
-    assert execution.status is Status.SUCCEEDED and sink.lines == ["through"]
+    assert execution.status is Status.SUCCEEDED and sink.lines() == ["through"]
 
 
 def test_a_429_on_create_is_waited_out_and_sent_again(provider: Any, fake_aci: Any) -> None:
@@ -65,7 +66,7 @@ def test_a_create_that_timed_out_through_the_runner_is_one_run(make_client: Any,
     fake_aci.inject("PUT", GROUP_GET, delay_after=1.5, times=1)
     sink = Sink()
     execution = rv.run("echo single", log_sink=sink)
-    assert execution.status is Status.SUCCEEDED and sink.lines == ["single"]
+    assert execution.status is Status.SUCCEEDED and sink.lines() == ["single"]
     assert fake_aci.launches[f"runvoy-{execution.id}"] == 1
 
 
@@ -86,7 +87,7 @@ def test_log_reads_failing_mid_run_lose_no_line(rv: Any, fake_aci: Any) -> None:
     execution, sink, fault = _run_with_failing_log_reads(rv, fake_aci, 8, command)
     expected = [f"line {i}" for i in range(1, 41)]
     assert fault.hits == 8 and execution.status is Status.SUCCEEDED
-    assert sink.lines == expected  # later reads caught up from the cursor
+    assert sink.lines() == expected  # later reads caught up from the cursor
     archived = rv.provider.logs.archived_text(execution.task_ref)
     assert archived is not None and [line.split(" ", 1)[1] for line in archived.splitlines()] == expected
     assert [e.message for e in rv.logs(execution.id)] == expected
@@ -97,7 +98,7 @@ def test_even_when_the_last_live_reads_fail_the_archive_has_every_line(rv: Any, 
     execution, sink, fault = _run_with_failing_log_reads(rv, fake_aci, 12, command)
     expected = [f"line {i}" for i in range(1, 31)]
     assert fault.hits == 12 and execution.status is Status.SUCCEEDED
-    assert sink.lines == expected[: len(sink.lines)]  # what was shown is in order, nothing twice
+    assert sink.lines() == expected[: len(sink.lines())]  # what was shown is in order, nothing twice
     assert [e.message for e in rv.logs(execution.id)] == expected  # the archive read them all
 
 

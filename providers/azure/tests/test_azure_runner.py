@@ -7,16 +7,17 @@ import time
 from typing import Any
 
 import pytest
-from runvoy_azure_testfakes.helpers import Sink, spec
+from runvoy_azure_testfakes.helpers import spec
 
 from runvoy_core.errors import LockHeld
 from runvoy_core.models import Status
+from runvoy_core.testing.sinks import RecordingSink as Sink
 
 
 def test_a_failing_run_gives_its_output_exit_code_and_aci_cost(rv: Any, fake_aci: Any) -> None:
     sink = Sink()
     execution = rv.run("echo hi; exit 3", log_sink=sink)
-    assert sink.lines == ["hi"]
+    assert sink.lines() == ["hi"]
     assert execution.status is Status.FAILED and execution.exit_code == 3
     assert execution.reason == "exited with code 3"
     assert execution.task_ref == f"{rv.provider.config.resource_group}/runvoy-{execution.id}"

@@ -7,10 +7,11 @@ import hashlib
 from typing import Any
 
 import pytest
-from runvoy_azure_testfakes.helpers import Sink, read_all, spec, wait_ended
+from runvoy_azure_testfakes.helpers import read_all, spec, wait_ended
 
 from runvoy_core.errors import NotFound, UsageError
 from runvoy_core.models import Status
+from runvoy_core.testing.sinks import RecordingSink as Sink
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def test_a_key_vault_secret_reaches_the_command_as_a_secure_value(vault_client: 
     command = f'[ "$(printf %s "$db_password" | sha256sum | cut -d" " -f1)" = "{digest}" ] && echo matched'
     execution = vault_client.run(command, secrets=["db-password"], log_sink=sink)
     assert execution.status is Status.SUCCEEDED, execution.reason
-    assert sink.lines == ["matched"]
+    assert sink.lines() == ["matched"]
     # the value is in no record, no event and no log line
     stored = vault_client.get(execution.id)
     assert "kv-s3cr3t" not in stored.model_dump_json()

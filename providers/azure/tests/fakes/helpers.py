@@ -5,20 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runvoy_core.models import LogEvent
 from runvoy_core.ports import TaskSpec, TaskState
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[LogEvent] = []
-
-    def write_events(self, events: list[LogEvent]) -> None:
-        self.events.extend(events)
-
-    @property
-    def lines(self) -> list[str]:
-        return [e.message for e in self.events]
 
 
 def spec(execution_id: str, command: str, **fields: Any) -> TaskSpec:
