@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import CliState
 
 # name -> (module, one-line help). The help text lives here so that listing commands imports nothing.
@@ -57,8 +58,17 @@ def _version() -> str:
 @click.group(
     cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
-@click.option("--provider", "-p", envvar="RUNVOY_PROVIDER", help="Provider to use (default: local).")
-@click.option("--profile", envvar="RUNVOY_PROFILE", help="Config profile to use.")
+@click.option(
+    "--provider",
+    "-p",
+    envvar="RUNVOY_PROVIDER",
+    type=forms.PROVIDER,
+    metavar="NAME",
+    help="Provider to use (default: local).",
+)
+@click.option(
+    "--profile", envvar="RUNVOY_PROFILE", type=forms.PROFILE, metavar="NAME", help="Config profile to use."
+)
 @click.option(
     "--log-format",
     type=click.Choice(["console", "json"]),
@@ -112,6 +122,7 @@ _patch_version()
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; RunvoyError becomes a one-line message with a hint and its exit code (never a traceback)."""
     try:
+        forms.check_argv(sys.argv[1:] if argv is None else argv)
         result = cli.main(args=argv, prog_name="runvoy", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)

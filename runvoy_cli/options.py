@@ -11,12 +11,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def provider_option(func: F) -> F:
+    from runvoy_cli.forms import PROVIDER
+
     return click.option(
         "--provider",
         "-p",
         "provider",
         default=None,
         metavar="NAME",
+        type=PROVIDER,
         help="Provider to use (overrides the global --provider and the config).",
     )(func)
 

@@ -12,10 +12,11 @@ import builtins
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from runvoy_core import inputs
 from runvoy_core.config import Settings, describe_validation_error, load_settings
 from runvoy_core.errors import (
     AmbiguousId,
@@ -38,7 +39,28 @@ from runvoy_core.ports import LockRegister, Provider, StorePort
 from runvoy_core.ports.store import ExecutionQuery
 from runvoy_core.runner import LogSink, Messages, RunHandle, Runner
 
-KNOWN_CLOUDS = ("aws", "gcp", "azure")
+if TYPE_CHECKING:
+    from runvoy_core.models import LockRecord
+    from runvoy_core.plugins.manager import LoadedPlugins
+    from runvoy_core.plugins.registry import ProviderSpec
+
+
+def _runvoy_extras() -> frozenset[str]:
+    """The extras of the installed runvoy distribution that install a provider: ``runvoy[NAME]`` requires the
+    distribution ``runvoy-NAME`` (read from the metadata, so the core names no provider)."""
+    import re
+    from importlib import metadata
+
+    try:
+        requirements = metadata.metadata("runvoy").get_all("Requires-Dist") or ()
+    except metadata.PackageNotFoundError:
+        return frozenset()
+    found = set()
+    for requirement in requirements:
+        match = re.match(r"^runvoy-([a-z0-9_-]+)\b.*extra\s*==\s*['\"]([a-z0-9_-]+)['\"]", requirement)
+        if match and match.group(1) == match.group(2):
+            found.add(match.group(1))
+    return frozenset(found)
 
 
 def build_request(command: str | list[str] | ExecutionRequest, **options: Any) -> ExecutionRequest:
@@ -60,10 +82,39 @@ def build_request(command: str | list[str] | ExecutionRequest, **options: Any) -
         data["command"] = command
     else:
         data["argv"] = list(command)
+    if not data.get("lock"):
+        # lock options without a lock would be silently ignored (the CLI refuses them the same way)
+        given = [key for key in ("lock_timeout", "on_conflict") if key in data]
+        if given:
+            raise ValidationFailed(
+                f"invalid request: {', '.join(given)} needs a lock (lock=NAME); without one there is nothing to wait for or share"
+            )
     try:
         return ExecutionRequest.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(f"invalid request: {describe_validation_error(exc)}") from None
+
+
+def _check_number(
+    name: str, value: float | int | None, low: float, high: float, *, integer: bool = False
+) -> None:
+    """A numeric parameter of the Python API: None, or a finite number in [low, high] (an int if ``integer``)."""
+    if value is None:
+        return
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+    if ok and not integer:
+        ok = value == value and value not in (float("inf"), float("-inf"))  # NaN and infinities
+    if not ok or not low <= value <= high:
+        kind = "a whole number" if integer else "a number"
+        raise ValidationFailed(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
+
+
+def _check_form(name: str, form: inputs.Form, value: Any) -> None:
+    """A text parameter of the Python API, in its documented form (runvoy_core.inputs)."""
+    try:
+        form.check(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{name}: {exc}; expected {form.text}") from None
 
 
 class Runvoy:
@@ -75,16 +126,25 @@ class Runvoy:
         self._provider: Provider | None = None
         self._runner: Runner | None = None
         self._config_overrides = config
-        self._plugins: Any = None
+        self._plugins: LoadedPlugins | None = None
 
     # -- wiring ------------------------------------------------------------------------------------------------
     @property
-    def plugins(self) -> Any:
+    def plugins(self) -> LoadedPlugins:
         if self._plugins is None:
             from runvoy_core.plugins.manager import get_plugins
 
             self._plugins = get_plugins()
         return self._plugins
+
+    @property
+    def spec(self) -> ProviderSpec:
+        """The registered spec of this client's provider: its capabilities, sizes and where it comes from."""
+        spec = self.plugins.registry.get(self.provider_name)
+        if spec is None:
+            self._create_provider(self.provider_name)  # raises the error that explains why
+        assert spec is not None
+        return spec
 
     @property
     def provider(self) -> Provider:
@@ -101,7 +161,7 @@ class Runvoy:
             known = ", ".join(self.plugins.registry.names())
             hint = (
                 f"install it with: pip install 'runvoy[{name}]'"
-                if name in KNOWN_CLOUDS
+                if name in _runvoy_extras()
                 else f"installed providers: {known}"
             )
             raise UnknownProvider(f"unknown provider {name!r} (installed: {known})", hint=hint)
@@ -142,7 +202,10 @@ class Runvoy:
     @property
     def runner(self) -> Runner:
         if self._runner is None:
-            clouds = tuple(n for n in KNOWN_CLOUDS if n in self.plugins.registry)
+            from runvoy_core.cost.source import load_price_sources
+
+            # what a local run would have cost on every provider that declares prices
+            clouds = tuple(sorted(n for n in load_price_sources(self.plugins) if n != "local"))
             self._runner = Runner(
                 self.provider,
                 store=self.store,
@@ -156,6 +219,7 @@ class Runvoy:
                 notify_url=self.settings.notify.webhook_url,
                 notify_timeout=self.settings.notify.webhook_timeout,
                 equivalent_providers=clouds,
+                capabilities=self.spec.capabilities,
             )
         return self._runner
 
@@ -176,7 +240,7 @@ class Runvoy:
         *,
         log_sink: LogSink | None = None,
         on_message: Messages | None = None,
-        on_lock_wait: Callable[[Any, float], None] | None = None,
+        on_lock_wait: Callable[[LockRecord, float], None] | None = None,
         on_start: Callable[[RunHandle], None] | None = None,
         **options: Any,
     ) -> Execution:
@@ -198,7 +262,7 @@ class Runvoy:
         command: str | list[str] | ExecutionRequest,
         *,
         on_message: Messages | None = None,
-        on_lock_wait: Callable[[Any, float], None] | None = None,
+        on_lock_wait: Callable[[LockRecord, float], None] | None = None,
         **options: Any,
     ) -> Execution:
         """Start and return at once (a detached run); ``status``/``wait`` converge it later."""
@@ -246,6 +310,9 @@ class Runvoy:
         poll_max: float | None = None,
     ) -> Execution:
         """Block until the execution ends (or ``timeout`` seconds pass: then the current record)."""
+        _check_number("timeout", timeout, 0, 30 * 86400)
+        _check_number("poll", poll, 0.001, 300)
+        _check_number("poll_max", poll_max, 0.001, 300)
         record = self.get(execution_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = poll
@@ -269,6 +336,9 @@ class Runvoy:
         tail: int | None = None,
         pattern: str | None = None,
     ) -> Iterator[LogEvent]:
+        _check_number("tail", tail, 0, 1_000_000, integer=True)
+        if pattern is not None:
+            _check_form("pattern", inputs.GREP, pattern)
         record = self.get(execution_id)
         events = self.runner.follow_logs(record, follow=follow and tail is None, pattern=pattern)
         if tail is None:
@@ -294,6 +364,7 @@ class Runvoy:
     def kill(self, execution_id: str, *, force: bool = False, wait: float | None = None) -> Execution:
         """Stop a run: graceful stop (SIGTERM) then kill after the grace period; ``force`` kills at once.
         With ``wait`` (seconds), block until it has ended."""
+        _check_number("wait", wait, 0, 30 * 86400)
         record = self.runner.request_stop(self.get(execution_id), force=force)
         if wait:
             record = self.wait(record.id, timeout=wait)
@@ -308,6 +379,10 @@ class Runvoy:
         labels: dict[str, str] | None = None,
         refresh: bool = True,
     ) -> list[Execution]:
+        _check_number("limit", limit, 1, 10_000, integer=True)
+        for key, value in (labels or {}).items():
+            _check_form("labels", inputs.LABEL_KEY, key)
+            _check_form("labels", inputs.LABEL_VALUE, value)
         query = ExecutionQuery(
             statuses=frozenset(statuses) if statuses else None, limit=limit, since=since, labels=labels or {}
         )

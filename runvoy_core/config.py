@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from runvoy_core import inputs
 from runvoy_core.errors import ConfigError
-from runvoy_core.models import Seconds
+from runvoy_core.models import LockLease, PollIntervalMax, StartTimeout, WebhookTimeout
 
 
 def default_config_path() -> Path:
@@ -48,10 +50,26 @@ def default_home() -> Path:
 
 
 class NotifyConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     webhook_url: str | None = None
-    webhook_timeout: float = 5.0
+    webhook_timeout: WebhookTimeout = 5.0
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[!-~]{1,2040}", value, re.ASCII):
+            raise ValueError("must be an http:// or https:// URL (printable ASCII, at most 2048 characters)")
+        return value
+
+
+def check_nesting(data: Any, where: str) -> None:
+    if inputs.nesting_depth(data) > inputs.MAX_NESTING:
+        raise ConfigError(
+            f"{where} nests tables or lists more than {inputs.MAX_NESTING} levels deep "
+            f"(or holds more than {inputs.MAX_NODES} values)",
+            hint=f"runvoy's settings nest at most 4 levels; fix {where}",
+        )
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +94,14 @@ def read_config_file(path: Path, profile: str | None) -> dict[str, Any]:
         raise ConfigError(
             f"config file {path} is not valid TOML: {exc}", hint=f"fix or remove {path}"
         ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"config file {path} nests tables or lists more than {inputs.MAX_NESTING} levels deep",
+            hint=f"fix or remove {path}",
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    check_nesting(data, f"config file {path}")
     profiles = data.pop("profiles", {}) or {}
     if not isinstance(profiles, dict):
         raise ConfigError(f"{path}: 'profiles' must be a table of [profiles.NAME] sections")
@@ -88,7 +112,10 @@ def read_config_file(path: Path, profile: str | None) -> dict[str, Any]:
                 f"{path}: no profile {profile!r} (profiles: {known})",
                 hint=f"add a [profiles.{profile}] section or pick another profile",
             )
-        data = _deep_merge(data, profiles[profile])
+        section = profiles[profile]
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: [profiles.{profile}] must be a table of settings")
+        data = _deep_merge(data, section)
     return data
 
 
@@ -102,12 +129,21 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         path = [part.lower() for part in name[len("RUNVOY_") :].split("__")]
         if path[0] not in Settings.model_fields or not all(path):
             continue
+        problem = inputs.text_problem(raw)
+        if problem:
+            raise ConfigError(f"environment variable {name} {problem}", hint=f"fix or unset {name}")
         value: Any = raw
         if raw[:1] in ("[", "{"):
             try:
                 value = json.loads(raw)
             except ValueError:
                 value = raw
+            except RecursionError:
+                raise ConfigError(
+                    f"environment variable {name} nests more than {inputs.MAX_NESTING} levels deep",
+                    hint=f"fix or unset {name}",
+                ) from None
+            check_nesting(value, f"environment variable {name}")
         node = data
         for part in path[:-1]:
             child = node.setdefault(part, {})
@@ -120,7 +156,7 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     provider: str = "local"
     profile: str = "default"
@@ -129,12 +165,58 @@ class Settings(BaseModel):
     user: str | None = None
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
-    lock_lease: Seconds = 30.0
-    poll_interval_max: Seconds = 5.0
-    start_timeout: Seconds = 900.0
+    lock_lease: LockLease = 30.0
+    poll_interval_max: PollIntervalMax = 5.0
+    start_timeout: StartTimeout = 900.0
     """A run still not RUNNING after this long is stopped and marked FAILED (clouds can sit in PENDING)."""
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        return str(inputs.PROVIDER.parse(value))
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        return str(inputs.PROFILE.parse(value))
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else str(inputs.REGION.parse(value))
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}", value, re.ASCII):
+            raise ValueError(f"{value!r} is not a user name (letters, digits, _ . @ -, at most 128)")
+        return value
+
+    @field_validator("home")
+    @classmethod
+    def _home(cls, value: Path) -> Path:
+        text = str(value)
+        problem = inputs.text_problem(text)
+        if problem or not text or len(text) > 4096:
+            raise ValueError(f"{text!r} is not a directory path ({problem or '1 to 4096 characters'})")
+        path = value.expanduser()
+        for where in (path, *path.parents):
+            if where.exists():
+                if not where.is_dir():
+                    raise ValueError(
+                        f"{str(where)!r} is not a directory (runvoy keeps its state in {text!r})"
+                    )
+                break
+        return value
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name in value:
+            inputs.PROVIDER.parse(name)
+        return value
 
     def provider_section(self, name: str) -> dict[str, Any]:
         return dict(self.providers.get(name, {}))

@@ -93,6 +93,12 @@ class LockTimeout(LockHeld):
     pass
 
 
+class TaskUnrecorded(RunvoyError):
+    """A task started but the store kept refusing to record it; it was stopped (``details["stopped"]``)."""
+
+    default_hint = "check the store's health (runvoy reconcile finds a task that could not be stopped)"
+
+
 class LockLost(RunvoyError):
     default_hint = "the lock could not be renewed in time; the run was stopped to keep the lock's guarantee"
 
@@ -119,4 +125,51 @@ class ImageNotSupported(UsageError):
     default_hint = (
         "the local provider runs commands on this machine; configure a container runtime "
         "(RUNVOY_PROVIDERS__LOCAL__CONTAINER_RUNTIME=podman) or pick a cloud provider with --provider"
+    )
+
+
+class InvalidImageReference(UsageError):
+    """An image reference that no registry could hold (Docker's reference grammar); the message says which part."""
+
+    default_hint = "write it as [REGISTRY[:PORT]/]REPOSITORY[:TAG][@sha256:DIGEST], repository in lower case (see docs/images.md)"
+
+
+class ImagePolicyRefused(UsageError):
+    """The ``[images]`` policy refuses the reference; the message names the rule."""
+
+    default_hint = (
+        "use an image the policy allows, or change [images] allow/block/require_digest (docs/images.md)"
+    )
+
+
+class ImageCheckFailed(RunvoyError):
+    """Checking the image against its registry failed, before anything was recorded or started."""
+
+    default_hint = (
+        "check the image with: docker buildx imagetools inspect IMAGE; or skip the check: --no-image-check"
+    )
+
+
+class ImageNotFound(ImageCheckFailed):
+    default_hint = "check the repository and tag for typos; push the image first if it is new"
+
+
+class ImagePlatformMissing(ImageCheckFailed):
+    default_hint = (
+        "build and push the image for this platform (docker buildx build --platform ...), "
+        "or run on an architecture it has (--arch)"
+    )
+
+
+class ImageAuthFailed(ImageCheckFailed):
+    default_hint = (
+        'configure credentials for this registry under [images.registries."HOST"] '
+        "(username_env/password_env or token_env) and check they grant pull (docs/images.md)"
+    )
+
+
+class RegistryUnreachable(ImageCheckFailed):
+    default_hint = (
+        'check the registry host, the network and TLS (ca_bundle in [images.registries."HOST"]); '
+        "retry later if it is transient"
     )

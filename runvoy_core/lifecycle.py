@@ -37,7 +37,8 @@ def final_status(execution: Execution, state: TaskState) -> tuple[Status, str | 
     if execution.stop_requested == "start_timeout":
         return Status.FAILED, state.reason or "did not start in time (stuck before RUNNING); stopped"
     if execution.stop_requested == "lock_lost":
-        return Status.FAILED, "stopped because its lock was lost (renewal failed past the safe deadline)"
+        because = execution.stop_detail or "its lease was lost"
+        return Status.FAILED, f"stopped because it no longer held lock {execution.lock!r}: {because}"
     if execution.stop_requested == "timeout" or state.timed_out:
         timeout = execution.request.timeout
         return (

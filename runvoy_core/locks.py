@@ -211,6 +211,11 @@ class Lease:
             return False
         record = _load(current)
         if record.state != LockState.HELD or record.owner_id != self.owner_id:
+            if self._released_for_us(record):
+                # our run ended and an observer released the lock first: the hold is over, nothing was lost
+                self._released = True
+                log.info("lock.released_by_observer", lock=self.name, fence=self.fence)
+                return False
             self._mark_lost(f"now {record.state.value} by owner {record.owner_id}")
             return False
         self._record = record
@@ -305,14 +310,26 @@ class Lease:
                 current = m.register.read(self.name)
                 if current is not None and any(a.get("id") == entry["id"] for a in _load(current).audit):
                     return self._done_releasing()
+                if current is not None and self._released_for_us(_load(current)):
+                    return self._done_releasing(how="observer")
                 if not self._adopt(current):
                     return False
             return False
 
-    def _done_releasing(self) -> bool:
+    def _released_for_us(self, record: LockRecord) -> bool:
+        """An observer saw our run end first and released (or handed over) the lock on its behalf: that is
+        the normal end of a hold, not a lost lock."""
+        return any(
+            a.get("owner_id") == self.owner_id
+            and a.get("fence") == self.fence
+            and a.get("reason") == "holder execution ended"
+            for a in record.audit
+        )
+
+    def _done_releasing(self, how: str = "holder") -> bool:
         self._released = True
         m = self._manager.metrics
-        m.releases.inc(lock=self.name, how="holder")
+        m.releases.inc(lock=self.name, how=how)
         m.hold_seconds.observe(self._manager.clock() - self._granted_at, lock=self.name)
         return True
 
@@ -811,6 +828,25 @@ class LockManager:
             log.info("lock.release_unknown", lock=record.name, error=str(exc))
         after = self.register.read(record.name)
         return after is not None and any(a.get("id") == entry["id"] for a in _load(after).audit)
+
+
+def why_not_held(register: LockRegister, name: str, fence: int, owner_id: str | None) -> str | None:
+    """Why the holder of grant ``fence`` (owner ``owner_id``) no longer holds ``name``, or None if it does.
+    Unlike ``check_fence`` this also counts a lock released by force that nobody took yet: its holder may
+    not go on, since the next taker would run alongside it."""
+    current = register.read(name)
+    if current is None:
+        return None  # no register entry to contradict the holder (``check_fence`` agrees)
+    record = _load(current)
+    if record.fence > fence:
+        return f"lock {name!r} was granted to another run (fence {record.fence} after this run's {fence})"
+    if record.fence == fence and record.state != LockState.HELD:
+        released = next((a for a in reversed(record.audit) if a.get("fence") == fence), None)
+        by = f" by {released.get('by')}" if released and released.get("by") else ""
+        return f"lock {name!r} was released{by} while this run held it"
+    if owner_id is not None and record.fence == fence and record.owner_id not in (None, owner_id):
+        return f"lock {name!r} is held by another owner under the same grant"
+    return None
 
 
 def check_fence(register: LockRegister, name: str, fence: int) -> None:

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from runvoy_core import inputs
 from runvoy_core.units import parse_cpu, parse_duration, parse_memory_mib
 
 EXECUTION_ID_LENGTH = 12
@@ -29,6 +30,11 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9_.:/-]{0,62})$")
 _LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 RESERVED_ENV_PREFIX = "RUNVOY_"
+
+
+def is_reserved_env_name(name: str) -> bool:
+    """RUNVOY_* (any case) is what runvoy gives the task: no user value may take such a name (decision 0208)."""
+    return name.upper().startswith(RESERVED_ENV_PREFIX)
 
 
 def utcnow() -> datetime:
@@ -45,6 +51,15 @@ Money = Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str, wh
 Cpu = Annotated[Decimal, BeforeValidator(parse_cpu), PlainSerializer(lambda d: str(d), return_type=str)]
 MemoryMiB = Annotated[int, BeforeValidator(parse_memory_mib)]
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
+# the bounded forms of docs/inputs.md (runvoy_core/inputs.py), shared by the API, the CLI and playbooks
+RunTimeout = Annotated[float, BeforeValidator(inputs.RUN_TIMEOUT.parse)]
+StopGrace = Annotated[float, BeforeValidator(inputs.STOP_GRACE.parse)]
+LockTimeout = Annotated[float, BeforeValidator(inputs.LOCK_TIMEOUT.parse)]
+StepTimeout = Annotated[float, BeforeValidator(inputs.STEP_TIMEOUT.parse)]
+LockLease = Annotated[float, BeforeValidator(inputs.LOCK_LEASE.parse)]
+PollIntervalMax = Annotated[float, BeforeValidator(inputs.POLL_INTERVAL_MAX.parse)]
+StartTimeout = Annotated[float, BeforeValidator(inputs.START_TIMEOUT.parse)]
+WebhookTimeout = Annotated[float, BeforeValidator(inputs.WEBHOOK_TIMEOUT.parse)]
 
 
 class Status(enum.StrEnum):
@@ -110,11 +125,11 @@ class ExecutionRequest(_Model):
     secrets: list[str] = Field(default_factory=list, description="secret names, resolved by the provider")
     resources: Resources = Field(default_factory=Resources)
     region: str | None = None
-    timeout: Seconds | None = Field(default=None, description="seconds; accepts 90s, 10m, 2h")
-    stop_grace: Seconds = Field(default=10.0, description="seconds between the graceful stop and the kill")
+    timeout: RunTimeout | None = Field(default=None, description="seconds; accepts 90s, 10m, 2h")
+    stop_grace: StopGrace = Field(default=10.0, description="seconds between the graceful stop and the kill")
     lock: str | None = None
     on_conflict: OnConflict = OnConflict.FAIL
-    lock_timeout: Seconds = 600.0
+    lock_timeout: LockTimeout = 600.0
     lock_slots: int = Field(default=1, ge=1, le=100, description="how many runs may hold the lock at once")
     labels: dict[str, str] = Field(default_factory=dict)
     workdir: str | None = None
@@ -141,8 +156,10 @@ class ExecutionRequest(_Model):
         for name in env:
             if not _ENV_NAME.match(name):
                 raise ValueError(f"environment variable name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
-            if name.startswith(RESERVED_ENV_PREFIX):
-                raise ValueError(f"{name!r}: names starting with RUNVOY_ are set by runvoy itself")
+            if is_reserved_env_name(name):
+                raise ValueError(
+                    f"environment variable {name!r}: names starting with RUNVOY_ are set by runvoy itself"
+                )
         return env
 
     @field_validator("secrets")
@@ -151,6 +168,8 @@ class ExecutionRequest(_Model):
         for name in names:
             if not re.match(r"^[A-Za-z0-9_./:-]+$", name):
                 raise ValueError(f"secret name {name!r} may contain only letters, digits and _ . / : -")
+            if is_reserved_env_name(name):
+                raise ValueError(f"secret {name!r}: names starting with RUNVOY_ are set by runvoy itself")
         return names
 
     @field_validator("labels")
@@ -173,6 +192,31 @@ class ExecutionRequest(_Model):
                 f"lock name {name!r} must start with a letter or digit and contain only letters, digits, _ . : / -"
             )
         return name
+
+    @model_validator(mode="after")
+    def _accepted_forms(self) -> ExecutionRequest:
+        """The forms of docs/inputs.md that the field validators above do not already check."""
+        checks: list[tuple[str, inputs.Form, object]] = [
+            ("command", inputs.COMMAND_WORD, self.command),
+            *(("argv", inputs.COMMAND_WORD, word) for word in self.argv or []),
+            ("image", inputs.IMAGE, self.image),
+            ("region", inputs.REGION, self.region),
+            ("workdir", inputs.PATH, self.workdir),
+            ("lock", inputs.LOCK_NAME, self.lock),
+            *(("env", inputs.ENV_VALUE, value) for value in self.env.values()),
+            *(("labels", inputs.LABEL_VALUE, value) for value in self.labels.values()),
+            *(("secrets", inputs.SECRET_NAME, name) for name in self.secrets),
+        ]
+        for field, form, value in checks:
+            if value is not None:
+                try:
+                    form.parse(value)
+                except ValueError as exc:
+                    raise ValueError(f"{field}: {exc}") from None
+        for field, items in (("env", self.env), ("labels", self.labels), ("secrets", self.secrets)):
+            if len(items) > inputs.MAX_ITEMS:
+                raise ValueError(f"{field}: more than {inputs.MAX_ITEMS} items")
+        return self
 
     def shell_command(self) -> str:
         """The command as one shell string (argv is quoted)."""
@@ -214,6 +258,17 @@ class Cost(_Model):
     note: str | None = None
 
 
+class StopReason(enum.StrEnum):
+    """Why runvoy asked a run's task to stop (kept in the record; it decides the final status)."""
+
+    CANCEL = "cancel"  # runvoy kill, Ctrl-C
+    KILL = "kill"  # runvoy kill --force, a second Ctrl-C
+    TIMEOUT = "timeout"
+    LOCK_LOST = "lock_lost"
+    START_TIMEOUT = "start_timeout"  # stuck before RUNNING
+    SUPERSEDED = "superseded"  # a newer run took its lock with --on-conflict cancel
+
+
 class Execution(_Model):
     """The stored record of one run."""
 
@@ -236,10 +291,12 @@ class Execution(_Model):
     lock: str | None = None
     fence: int | None = None
     lock_owner: str | None = None
-    stop_requested: (
-        Literal["cancel", "kill", "timeout", "lock_lost", "start_timeout", "superseded"] | None
-    ) = None
+    stop_requested: StopReason | None = None
+    stop_detail: str | None = None
+    """Why the stop was asked for, in words (e.g. how the lock was lost); part of the final reason."""
     deadline: datetime | None = None
+    unknown_since: datetime | None = None
+    """When the provider first said it did not know the task (cleared when it knows it again)."""
     cost: Cost | None = None
     error: str | None = None
     version: int = 0

@@ -29,13 +29,23 @@ from __future__ import annotations
 import math
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
+from runvoy_core import inputs
 from runvoy_core.errors import UsageError, ValidationFailed
-from runvoy_core.models import ExecutionRequest, Seconds
+from runvoy_core.models import ExecutionRequest, StepTimeout, is_reserved_env_name
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHELL = re.compile(r"^[A-Za-z0-9_./-]+$")
@@ -59,23 +69,66 @@ def _env_values(value: Any) -> Any:
 
 
 Env = Annotated[dict[str, str], BeforeValidator(_env_values)]
+MAX_PLAYBOOK_BYTES = 1024 * 1024
+
+
+def _form_check(form: inputs.Form) -> Callable[[str | None], str | None]:
+    """A playbook option is kept as text (the request parses it) but checked now against its form."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            form.parse(value)
+        return value
+
+    return check
+
+
+def _text_of(form: inputs.Form) -> tuple[BeforeValidator, AfterValidator]:
+    return BeforeValidator(_scalar_to_text), AfterValidator(_form_check(form))
+
+
+ImageText = Annotated[str | None, *_text_of(inputs.IMAGE)]
+CpuText = Annotated[str | None, *_text_of(inputs.CPU)]
+MemoryText = Annotated[str | None, *_text_of(inputs.MEMORY)]
+RegionText = Annotated[str | None, *_text_of(inputs.REGION)]
+TimeoutText = Annotated[str | None, *_text_of(inputs.RUN_TIMEOUT)]
+StopGraceText = Annotated[str | None, *_text_of(inputs.STOP_GRACE)]
+LockText = Annotated[str | None, *_text_of(inputs.LOCK_NAME)]
+LockTimeoutText = Annotated[str | None, *_text_of(inputs.LOCK_TIMEOUT)]
+PathText = Annotated[str | None, *_text_of(inputs.PATH)]
+TitleText = Annotated[str | None, AfterValidator(_form_check(inputs.LABEL_VALUE))]
 
 
 def _check_env_names(env: dict[str, str]) -> dict[str, str]:
     for name in env:
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"environment variable name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        if is_reserved_env_name(name):  # a step's env is exported in the script: it would shadow runvoy's
+            raise ValueError(
+                f"environment variable {name!r}: names starting with RUNVOY_ are set by runvoy itself"
+            )
+    for value in env.values():
+        inputs.ENV_VALUE.parse(value)
     return env
+
+
+def _check_labels(labels: dict[str, str]) -> dict[str, str]:
+    for key, value in labels.items():
+        inputs.LABEL_KEY.parse(key)
+        inputs.LABEL_VALUE.parse(value)
+    return labels
 
 
 class Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    run: str = Field(description="shell text; several lines are fine")
+    name: TitleText = None
+    run: Annotated[str, AfterValidator(_form_check(inputs.COMMAND_WORD))] = Field(
+        description="shell text; several lines are fine"
+    )
     env: Env = Field(default_factory=dict)
-    timeout: Seconds | None = None
-    workdir: str | None = None
+    timeout: StepTimeout | None = None
+    workdir: PathText = None
     continue_on_error: bool = False
 
     @field_validator("run")
@@ -96,31 +149,33 @@ class Playbook(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    description: str | None = None
-    image: str | None = None
-    cpu: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
-    memory: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
-    arch: str | None = None
+    name: TitleText = None
+    description: Annotated[str | None, AfterValidator(_form_check(inputs.COMMAND_WORD))] = None
+    image: ImageText = None
+    cpu: CpuText = None
+    memory: MemoryText = None
+    arch: Literal["x86_64", "arm64", "amd64", "aarch64"] | None = None
     spot: bool | None = None
-    region: str | None = None
-    env: Env = Field(default_factory=dict)
-    secrets: list[str] = Field(default_factory=list)
-    timeout: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
-    stop_grace: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
-    lock: str | None = None
-    on_conflict: str | None = None
-    lock_timeout: Annotated[str | None, BeforeValidator(_scalar_to_text)] = None
-    lock_slots: int | None = None
-    labels: Env = Field(default_factory=dict)
-    workdir: str | None = None
+    region: RegionText = None
+    env: Annotated[Env, AfterValidator(_check_env_names)] = Field(default_factory=dict)
+    secrets: list[Annotated[str, AfterValidator(_form_check(inputs.SECRET_NAME))]] = Field(
+        default_factory=list
+    )
+    timeout: TimeoutText = None
+    stop_grace: StopGraceText = None
+    lock: LockText = None
+    on_conflict: Literal["fail", "wait", "cancel", "queue"] | None = None
+    lock_timeout: LockTimeoutText = None
+    lock_slots: int | None = Field(default=None, ge=1, le=100)
+    labels: Annotated[Env, AfterValidator(_check_labels)] = Field(default_factory=dict)
+    workdir: PathText = None
     shell: str = "/bin/sh"
     steps: list[Step] = Field(min_length=1)
 
     @field_validator("shell")
     @classmethod
     def _shell(cls, value: str) -> str:
-        if not _SHELL.match(value):
+        if not _SHELL.fullmatch(value):
             raise ValueError(f"shell {value!r} must be a program name or path such as /bin/sh or bash")
         return value
 
@@ -206,11 +261,67 @@ def merge_options(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, 
     return merged
 
 
+def _unique_key_loader() -> Any:
+    """PyYAML's SafeLoader, refusing a mapping that gives a key twice (the YAML spec says keys are unique;
+    PyYAML keeps the last one silently, so `timeout: 10m` then `timeout: 10h` would pass unseen)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults` may be overridden by the keys given next to it
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:
+                    continue  # an unhashable key: the base loader reports it
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping",
+                        node.start_mark,
+                        f"key {key!r} is given twice",
+                        key_node.start_mark,
+                    )
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
+def _check_event_depth(text: str, source: str) -> None:
+    """Refuse deep nesting from PyYAML's event stream, which is read without recursion: building the nodes
+    recurses, and takes seconds to reach Python's recursion limit on a small hostile file."""
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > inputs.MAX_NESTING:
+                raise UsageError(
+                    f"playbook {source} nests more than {inputs.MAX_NESTING} levels deep",
+                    hint="see docs/playbooks.md for the format",
+                )
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
+
+
 def parse_playbook(text: str, *, source: str = "<playbook>", default_name: str | None = None) -> Playbook:
     import yaml
 
+    problem = inputs.text_problem(text, allow_newlines=True)
+    if problem:
+        raise UsageError(f"playbook {source} {problem}", hint="a playbook is UTF-8 YAML text")
     try:
-        data = yaml.safe_load(text)
+        _check_event_depth(text, source)
+        data = yaml.load(text, Loader=_unique_key_loader())
+    except RecursionError:
+        raise UsageError(
+            f"playbook {source} nests more than {inputs.MAX_NESTING} levels deep",
+            hint="see docs/playbooks.md for the format",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -219,6 +330,12 @@ def parse_playbook(text: str, *, source: str = "<playbook>", default_name: str |
             f"playbook {source} is not valid YAML{where}: {problem}",
             hint="check the indentation and quoting; see docs/playbooks.md",
         ) from None
+    if inputs.nesting_depth(data) > inputs.MAX_NESTING:
+        raise UsageError(
+            f"playbook {source} nests more than {inputs.MAX_NESTING} levels deep "
+            f"(or holds more than {inputs.MAX_NODES} values)",
+            hint="see docs/playbooks.md for the format",
+        )
     if isinstance(data, list):
         # a bare list of steps is a playbook with no options
         data = {"steps": data}
@@ -244,6 +361,11 @@ def parse_playbook(text: str, *, source: str = "<playbook>", default_name: str |
 def load_playbook(path: str | Path) -> Playbook:
     file = Path(path).expanduser()
     try:
+        if file.stat().st_size > MAX_PLAYBOOK_BYTES:
+            raise UsageError(
+                f"playbook file {str(path)!r} is larger than {MAX_PLAYBOOK_BYTES // 1024} KiB",
+                hint="a playbook lists steps; keep large scripts in files the steps run",
+            )
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(

@@ -8,20 +8,22 @@ is finalized by whoever sees it first.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runvoy_core import lifecycle
 from runvoy_core.errors import (
+    AlreadyExists,
     LockLost,
-    ProviderError,
     RunvoyError,
     StaleFence,
     StartFailed,
+    TaskUnrecorded,
     TransientProviderError,
     VersionConflict,
 )
@@ -30,14 +32,33 @@ from runvoy_core.models import (
     Execution,
     ExecutionRequest,
     LockHolder,
+    LockRecord,
     LogEvent,
     OnConflict,
     Status,
     StatusChange,
+    StopReason,
     new_execution_id,
     utcnow,
 )
 from runvoy_core.ports import Capability, LockRegister, Provider, StorePort, TaskPhase, TaskSpec, TaskState
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pluggy
+
+    from runvoy_core.locks import Lease, LockManager
+
+from runvoy_core.ports.optional import (
+    ArchivingLogs,
+    FileRangeLogs,
+    PollHints,
+    RangeSink,
+    RawChunkLogs,
+    RawSink,
+    WaitingCompute,
+)
 
 log = get_logger("runvoy.runner")
 
@@ -50,6 +71,12 @@ LOG_PAGE = 5000
 NATIVE_TIMEOUT_MARGIN = 5.0
 FINAL_READ_ATTEMPTS = 5
 WRITE_ATTEMPTS = 5
+# writes of a started task's ref, tried over ~8 s before the task is stopped rather than left unrecorded
+START_WRITE_ATTEMPTS = 6
+# how long a provider may say it does not know a task before the run is searched for and marked LOST
+UNKNOWN_GRACE = 30.0
+# how long a lock holder may lack a record (seen on the observer's clock) before its run is recorded LOST
+ABSENT_HOLDER_GRACE = 10.0
 
 
 class LogSink(Protocol):
@@ -64,9 +91,9 @@ class RunHandle:
     """An execution being watched by this process."""
 
     execution: Execution
-    lease: Any = None  # runvoy_core.locks.Lease
+    lease: Lease | None = None
     log_cursor: str | None = None
-    cancel: str | None = None  # "cancel" | "kill", set from a signal handler
+    cancel: StopReason | None = None  # CANCEL or KILL, set from a signal handler
     stop_sent_at: float | None = None
     kill_sent: bool = False
     next_renew: float = 0.0
@@ -88,31 +115,41 @@ class Runner:
         lock_lease: float = 30.0,
         poll_max: float = 5.0,
         user: str = "unknown",
-        hooks: Any = None,
-        home: Any = None,
+        hooks: pluggy.PluginManager | None = None,
+        home: Path | None = None,
         notify_url: str | None = None,
         equivalent_providers: tuple[str, ...] = (),
         start_timeout: float = 900.0,
         notify_timeout: float = 5.0,
+        unknown_grace: float = UNKNOWN_GRACE,
+        capabilities: frozenset[Capability] = frozenset(),
     ) -> None:
+        self.capabilities = capabilities
+        """What the provider's spec declares: the one source the runner checks a request against."""
+        self.unknown_grace = unknown_grace
         self.notify_timeout = notify_timeout
         self.start_timeout = start_timeout
         self.provider = provider
         self.store = store
         self.register = register
         self.lock_lease = lock_lease
-        self.poll_min = float(getattr(provider, "poll_interval_min", 0.05))
-        self.poll_max = float(getattr(provider, "poll_interval_max", poll_max))
+        self.poll_min, self.poll_max = 0.05, poll_max
+        if isinstance(provider, PollHints):
+            self.poll_min = float(provider.poll_interval_min)
+            if provider.poll_interval_max is not None:
+                self.poll_max = float(provider.poll_interval_max)
         self.user = user
         self.hooks = hooks
         self.home = home
         self.notify_url = notify_url
         self.equivalent_providers = equivalent_providers
-        self._locks: Any = None
+        self._locks: LockManager | None = None
+        self._absent_holders: dict[str, float] = {}
+        self.absent_holder_grace = ABSENT_HOLDER_GRACE
 
     # -- locks ------------------------------------------------------------------------------------------
     @property
-    def locks(self) -> Any:
+    def locks(self) -> LockManager:
         if self._locks is None:
             from runvoy_core.locks import LockManager
 
@@ -136,7 +173,7 @@ class Runner:
         if record is None or record.status.is_terminal:
             return False
         if record.stop_requested is None:
-            record = self.request_stop(record, force=False, why="superseded", detail={"by": by})
+            record = self.request_stop(record, force=False, why=StopReason.SUPERSEDED, detail={"by": by})
             if record.stop_requested is None:
                 return False
             say(f"stopping {record.id}, which holds lock {lock!r} (--on-conflict cancel)")
@@ -148,7 +185,8 @@ class Runner:
             return "unknown"
         record = self.store.get(holder.execution_id)
         if record is None:
-            return "unknown"
+            return self._holder_never_recorded(holder)
+        self._absent_holders.pop(holder.execution_id, None)
         if record.status.is_terminal:
             return "ended"
         try:
@@ -157,11 +195,47 @@ class Runner:
             return "unknown"
         return "ended" if record.status.is_terminal else "running"
 
+    def _holder_never_recorded(self, holder: LockHolder) -> str:
+        """A holder whose execution has no record: its submitter took the lock and died before recording
+        the run (the record follows the grant by milliseconds). Once this process has seen it missing for
+        ``ABSENT_HOLDER_GRACE`` seconds, a LOST record is created for it, create-if-absent: if that wins,
+        the submitter can never record (nor start) its run, and the holder has "ended"; if the submitter's
+        own create won meanwhile, the holder is asked about again like any other."""
+        assert holder.execution_id is not None
+        if holder.provider not in (None, self.provider.name):
+            return "unknown"  # its record would be in another provider's store
+        first = self._absent_holders.setdefault(holder.execution_id, time.monotonic())
+        if time.monotonic() - first < self.absent_holder_grace:
+            return "unknown"
+        try:
+            request = ExecutionRequest(command=holder.command or "true")
+        except Exception:
+            request = ExecutionRequest(command="true")
+        reason = "never recorded: its submitter stopped between taking the lock and recording the run"
+        tombstone = Execution(
+            id=holder.execution_id,
+            provider=self.provider.name,
+            request=request,
+            status=Status.LOST,
+            reason=reason,
+            user=holder.user,
+            host=holder.host,
+            finished_at=utcnow(),
+        )
+        try:
+            self.store.create(tombstone)
+        except AlreadyExists:
+            self._absent_holders.pop(holder.execution_id, None)
+            return "unknown"
+        self._event(tombstone, Status.LOST, "finished", reason=reason)
+        log.warning("lock.holder_never_recorded", execution_id=holder.execution_id)
+        return "ended"
+
     # -- 1. validate --------------------------------------------------------------------------------------
     def validate(self, request: ExecutionRequest, on_message: Messages | None = None) -> None:
         from runvoy_core.errors import CapabilityMissing
 
-        caps = self.provider.capabilities
+        caps = self.capabilities
         needs = []
         if request.image and Capability.IMAGE not in caps:
             self.provider.compute.validate(request)  # the provider explains how to enable images
@@ -199,7 +273,7 @@ class Runner:
         request: ExecutionRequest,
         *,
         on_message: Messages | None = None,
-        on_lock_wait: Callable[[Any, float], None] | None = None,
+        on_lock_wait: Callable[[LockRecord, float], None] | None = None,
         execution_id: str | None = None,
     ) -> RunHandle:
         self.validate(request, on_message)
@@ -222,7 +296,18 @@ class Runner:
             )
             if request.timeout:
                 execution.deadline = execution.created_at + timedelta(seconds=request.timeout)
-            execution = self.store.create(execution)
+            try:
+                execution = self.store.create(execution)
+            except AlreadyExists:
+                if lease is None:
+                    raise
+                # a waiter found the lock held by a run with no record and recorded it LOST (see
+                # _holder_never_recorded): this run must not start, the lock is no longer its own
+                raise LockLost(
+                    f"lock {lease.name!r} was taken over before this run was recorded (recording took "
+                    f"longer than {self.absent_holder_grace:g}s); nothing was started",
+                    hint="run it again; if the store is slow, check its health",
+                ) from None
             self._event(execution, Status.PENDING, "created", provider=self.provider.name, region=region)
         except BaseException:
             if lease is not None:
@@ -235,6 +320,13 @@ class Runner:
             self._start_task(handle)
         except (KeyboardInterrupt, SystemExit):
             # the task may have started: leave the record for the next reader to converge (find by id)
+            raise
+        except TaskUnrecorded as exc:
+            # best effort: the store failed a moment ago; if this write fails too, the record stays PENDING
+            # and readers adopt the task through ``find`` once ORPHAN_AFTER has passed
+            keep_lock = not exc.details.get("stopped")
+            with contextlib.suppress(RunvoyError):
+                self._finish_without_task(handle, Status.FAILED, exc.message, release_lock=not keep_lock)
             raise
         except BaseException as exc:
             reason = exc.message if isinstance(exc, RunvoyError) else f"{type(exc).__name__}: {exc}"
@@ -249,8 +341,8 @@ class Runner:
         request: ExecutionRequest,
         execution_id: str,
         on_message: Messages | None,
-        on_lock_wait: Callable[[Any, float], None] | None,
-    ) -> Any:
+        on_lock_wait: Callable[[LockRecord, float], None] | None,
+    ) -> Lease | None:
         """The lease on the request's lock (None without one), in its conflict mode: fail, wait, queue,
         cancel, or one of N slots."""
         if not request.lock:
@@ -331,15 +423,53 @@ class Runner:
         execution.task_ref = ref
         execution.status = Status.STARTING
         try:
-            handle.execution = self._write(handle, execution)
+            handle.execution = self._record_started(handle, execution)
         except StaleFence:
             # the lock was taken over while the task started: the task ref must still be recorded (a task
             # nobody can find would run on unseen), then the task is stopped
             handle.execution = self._write(handle, execution, check_fence=False)
             self._event(handle.execution, Status.STARTING, "started", task_ref=ref)
-            self._stop(handle, "lock_lost", force=False)
+            self._stop(
+                handle,
+                StopReason.LOCK_LOST,
+                force=False,
+                because="the lock was taken over while the task started",
+            )
             return
         self._event(handle.execution, Status.STARTING, "started", task_ref=ref)
+
+    def _record_started(self, handle: RunHandle, execution: Execution) -> Execution:
+        """Write the task's ref into the record, retrying a store that fails for a while: once a task runs,
+        its record must say so. If the store keeps failing, the task is stopped — never left running under a
+        record that says it never started — and ``TaskUnrecorded`` says whether the stop was sent."""
+        delay = 0.25
+        for attempt in range(1, START_WRITE_ATTEMPTS + 1):
+            try:
+                return self._write(handle, execution)
+            except TransientProviderError as exc:
+                if attempt == START_WRITE_ATTEMPTS:
+                    failure = exc
+                    break
+                log.warning("start.record_transient", attempt=attempt, error=str(exc))
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+        ref = execution.task_ref
+        assert ref is not None
+        try:
+            self.provider.compute.stop(ref, 0, force=True)
+            stopped = True
+        except Exception as exc:  # the next reader adopts the task by execution id and stops or watches it
+            log.warning("start.unrecorded_stop_failed", error=str(exc))
+            stopped = False
+        raise TaskUnrecorded(
+            f"the task {ref} started but its record could not be updated ({failure.message}); "
+            + (
+                "the task was stopped"
+                if stopped
+                else "stopping it failed too: `runvoy reconcile` will find it"
+            ),
+            stopped=stopped,
+        )
 
     # -- 5. watch ------------------------------------------------------------------------------------------
     def watch(self, handle: RunHandle, sink: LogSink | None = None) -> Execution:
@@ -358,8 +488,13 @@ class Runner:
                 self._enforce(handle)
             except StaleFence:
                 # a newer holder has the lock: this run must not go on alongside it
-                if handle.execution.stop_requested != "lock_lost":
-                    self._stop(handle, "lock_lost", force=False)
+                if handle.execution.stop_requested != StopReason.LOCK_LOST:
+                    self._stop(
+                        handle,
+                        StopReason.LOCK_LOST,
+                        force=False,
+                        because="a newer holder was granted the lock",
+                    )
             self._pause(handle, interval)
             interval = min(interval * 1.5, self.poll_max)
             if handle.cancel or handle.stop_sent_at:
@@ -367,23 +502,93 @@ class Runner:
 
     def _pause(self, handle: RunHandle, interval: float) -> None:
         """Sleep between polls; a provider that can block on the task's end (local) wakes us at once."""
-        waiter = getattr(self.provider.compute, "wait", None)
+        compute = self.provider.compute
         ref = handle.execution.task_ref
-        if waiter is None or ref is None:
+        if (
+            not isinstance(compute, WaitingCompute)
+            or ref is None
+            or handle.execution.unknown_since is not None
+        ):
             time.sleep(interval)
             return
         try:
-            waiter(ref, interval)
+            compute.wait(ref, interval)
         except TransientProviderError:
             time.sleep(interval)
 
     def _describe(self, handle: RunHandle) -> TaskState | None:
+        """The task's state; None while nothing can be concluded (a transient error, or a task the provider
+        does not know yet). An UNKNOWN state is returned only once the run is known to be lost."""
         assert handle.execution.task_ref is not None
         try:
-            return self.provider.compute.describe(handle.execution.task_ref)
+            state = self.provider.compute.describe(handle.execution.task_ref)
         except TransientProviderError as exc:
             log.warning("describe.transient", error=str(exc))
             return None
+        if state.phase != TaskPhase.UNKNOWN:
+            if handle.execution.unknown_since is not None:
+                self._known_again(handle)
+            return state
+        return self._confirm_unknown(handle, state)
+
+    def _known_again(self, handle: RunHandle) -> None:
+        execution = handle.execution
+        log.info("describe.known_again", execution_id=execution.id, since=str(execution.unknown_since))
+        execution.unknown_since = None
+        try:
+            handle.execution = self._write(handle, execution)
+        except (VersionConflict, StaleFence):
+            pass  # only a marker: the next unknown answer starts a new grace period
+
+    def _confirm_unknown(self, handle: RunHandle, state: TaskState) -> TaskState | None:
+        """A provider that says it does not know the task is not believed at once: right after a start
+        (ECS answers MISSING until it is consistent) or in a passing outage it is wrong, and a run marked
+        LOST while its task runs on is watched by nobody and billed forever. The run becomes LOST only after
+        the provider kept saying so for ``unknown_grace`` seconds (counted from a time kept in the record,
+        so every reader agrees), the task was searched for by execution id, and any task found was stopped."""
+        execution = handle.execution
+        now = utcnow()
+        if execution.unknown_since is None:
+            execution.unknown_since = now
+            try:
+                handle.execution = self._write(handle, execution)
+            except (VersionConflict, StaleFence):
+                return None
+            self._event(handle.execution, None, "task_unknown", reason=state.reason)
+            if self.unknown_grace > 0:
+                return None
+        elif (now - execution.unknown_since).total_seconds() < self.unknown_grace:
+            return None
+        compute = self.provider.compute
+        try:
+            found = compute.find(execution.id)
+        except TransientProviderError as exc:
+            log.warning("find.transient", execution_id=execution.id, error=str(exc))
+            return None
+        if found is not None and found != execution.task_ref:
+            # the task is known under another ref (a retried start recorded the other answer): adopt it
+            try:
+                other = compute.describe(found)
+            except TransientProviderError:
+                return None
+            if other.phase != TaskPhase.UNKNOWN:
+                execution.task_ref, execution.unknown_since = found, None
+                handle.execution = self._write(handle, execution, check_fence=False)
+                self._event(handle.execution, None, "task_adopted", task_ref=found)
+                return other
+        waited = f"{(now - (execution.unknown_since or now)).total_seconds():.0f}s"
+        said = state.reason or "the provider does not know this task"
+        if found is None:
+            reason = f"{said} (for {waited}); no task was found for this execution"
+        else:
+            try:
+                compute.stop(found, 0, force=True)
+            except TransientProviderError as exc:
+                log.warning("stop.transient", execution_id=execution.id, error=str(exc))
+                return None  # not LOST while a task may still run: try again on the next look
+            reason = f"{said} (for {waited}); its task {found} was found and stopped"
+        log.warning("task.lost", execution_id=execution.id, reason=reason)
+        return state.model_copy(update={"reason": reason, "stopped_at": state.stopped_at or now})
 
     def _pump_logs(self, handle: RunHandle, sink: LogSink, final: bool = False) -> None:
         ref = handle.execution.task_ref
@@ -423,12 +628,11 @@ class Runner:
         """The fastest copy both sides offer (see runvoy_core.ports.logs.FileRange): file ranges, which the
         sink may copy with sendfile, then raw chunks; None means parsed events."""
         logs = self.provider.logs
-        write_range = getattr(sink, "write_range", None)
-        if write_range is not None and hasattr(logs, "read_raw_ranges"):
-            return logs.read_raw_ranges, write_range
-        write_raw = getattr(sink, "write_raw", None)
-        if write_raw is not None and hasattr(logs, "read_raw_chunks"):
-            return logs.read_raw_chunks, lambda chunk: write_raw(*chunk)
+        if isinstance(sink, RangeSink) and isinstance(logs, FileRangeLogs):
+            return logs.read_raw_ranges, sink.write_range
+        if isinstance(sink, RawSink) and isinstance(logs, RawChunkLogs):
+            raw_sink = sink
+            return logs.read_raw_chunks, lambda chunk: raw_sink.write_raw(*chunk)
         return None
 
     def _observe_active(self, handle: RunHandle, state: TaskState) -> None:
@@ -454,8 +658,16 @@ class Runner:
         if ok:
             handle.next_renew = time.monotonic() + lease.renew_interval
             return
-        if ok is False or time.monotonic() >= lease.safe_deadline():
-            self._stop(handle, "lock_lost", force=False)
+        if ok is False and lease.released:
+            return  # an observer saw the task end and released the lock for it: the next look finalizes
+        if ok is False:
+            self._stop(
+                handle, StopReason.LOCK_LOST, force=False, because="its lease was released or taken over"
+            )
+        elif time.monotonic() >= lease.safe_deadline():
+            self._stop(
+                handle, StopReason.LOCK_LOST, force=False, because="its lease could not be renewed in time"
+            )
         else:
             handle.next_renew = time.monotonic() + min(1.0, lease.renew_interval)
 
@@ -464,8 +676,8 @@ class Runner:
         now = time.monotonic()
         why = self._overdue(execution)
         if handle.cancel and execution.stop_requested is None:
-            self._stop(handle, handle.cancel, force=handle.cancel == "kill")
-        elif handle.cancel == "kill" and not handle.kill_sent:
+            self._stop(handle, handle.cancel, force=handle.cancel == StopReason.KILL)
+        elif handle.cancel == StopReason.KILL and not handle.kill_sent:
             self._force(handle)
         elif why is not None and execution.stop_requested is None:
             self._stop(handle, why, force=False)
@@ -476,27 +688,37 @@ class Runner:
         ):
             self._force(handle)
 
-    def _overdue(self, execution: Execution) -> str | None:
+    def _overdue(self, execution: Execution) -> StopReason | None:
         """Why a run must be stopped now: past its deadline, or never got going."""
         now = utcnow()
         if execution.deadline is not None:
             # a provider that enforces timeouts itself gets a head start, so the two never race
-            margin = NATIVE_TIMEOUT_MARGIN if Capability.NATIVE_TIMEOUT in self.provider.capabilities else 0.0
+            margin = NATIVE_TIMEOUT_MARGIN if Capability.NATIVE_TIMEOUT in self.capabilities else 0.0
             if now >= execution.deadline + timedelta(seconds=margin):
-                return "timeout"
+                return StopReason.TIMEOUT
         waited = (now - execution.created_at).total_seconds()
         if execution.started_at is None and execution.task_ref is not None and waited > self.start_timeout:
-            return "start_timeout"
+            return StopReason.START_TIMEOUT
         return None
 
     def _stop(
-        self, handle: RunHandle, why: str, *, force: bool, detail: dict[str, Any] | None = None
+        self,
+        handle: RunHandle,
+        why: StopReason,
+        *,
+        force: bool,
+        detail: dict[str, Any] | None = None,
+        because: str | None = None,
     ) -> None:
+        """Record why the run is stopped (``because``: the same in words, kept for its final reason), then stop
+        its task."""
         execution = handle.execution
-        execution.stop_requested = why  # type: ignore[assignment]
+        execution.stop_requested = why
+        execution.stop_detail = because
         execution.status = Status.STOPPING
-        handle.execution = self._write(handle, execution, check_fence=why != "lock_lost")
-        self._event(handle.execution, Status.STOPPING, f"stop:{why}", force=force, **(detail or {}))
+        handle.execution = self._write(handle, execution, check_fence=why != StopReason.LOCK_LOST)
+        extra = {**(detail or {}), "because": because}
+        self._event(handle.execution, Status.STOPPING, f"stop:{why}", force=force, **extra)
         assert execution.task_ref is not None
         try:
             self.provider.compute.stop(execution.task_ref, execution.request.stop_grace, force=force)
@@ -536,10 +758,10 @@ class Runner:
         """Archive the logs, write the final record, clean up the task's resources, tell the plugins."""
         execution = handle.execution
         ref = execution.task_ref
-        archive = getattr(self.provider.logs, "archive", None)
-        if ref is not None and archive is not None:
+        logs = self.provider.logs
+        if ref is not None and isinstance(logs, ArchivingLogs):
             try:
-                archive(ref, execution.id)
+                logs.archive(ref, execution.id)
             except Exception as exc:  # the archive is best effort; the record must still be final
                 log.warning("logs.archive_failed", error=str(exc))
         if execution.stop_requested is None and state.stopped_by_request:
@@ -588,7 +810,9 @@ class Runner:
             log.warning("cost.failed", error=str(exc))
             return None
 
-    def _finish_without_task(self, handle: RunHandle, status: Status, reason: str) -> None:
+    def _finish_without_task(
+        self, handle: RunHandle, status: Status, reason: str, *, release_lock: bool = True
+    ) -> None:
         execution = handle.execution
         execution.status = status
         execution.reason = reason
@@ -598,7 +822,7 @@ class Runner:
             handle.execution = self._write(handle, execution, check_fence=False)
             self._event(handle.execution, status, "finished", reason=reason)
         finally:
-            if handle.lease is not None:
+            if handle.lease is not None and release_lock:
                 handle.lease.release()
 
     def _notify_finished(self, execution: Execution) -> None:
@@ -689,10 +913,27 @@ class Runner:
             why = self._overdue(handle.execution) if enforce else None
             if why is not None and handle.execution.stop_requested is None:
                 self._stop(handle, why, force=False)
+            elif enforce and handle.execution.stop_requested is None:
+                self._stop_if_lock_lost(handle)
         except (VersionConflict, StaleFence):
             fresh = self.store.get(execution.id)
             return fresh if fresh is not None else execution
         return handle.execution
+
+    def _stop_if_lock_lost(self, handle: RunHandle) -> None:
+        """A detached run has no watcher renewing its lock: whoever looks at it checks that the lock is still
+        its own, and stops it if the lock was released by force or granted to someone else, so that it never
+        runs alongside the next holder."""
+        execution = handle.execution
+        if not execution.lock or execution.fence is None:
+            return
+        from runvoy_core.locks import why_not_held
+
+        lost = why_not_held(self.register, execution.lock, execution.fence, execution.lock_owner)
+        if lost is not None:
+            self._stop(
+                handle, StopReason.LOCK_LOST, force=False, because=lost, detail={"lock": execution.lock}
+            )
 
     def _release_observed(self, execution: Execution, release_lock: bool) -> None:
         if release_lock and execution.lock and execution.status.is_terminal:
@@ -706,7 +947,7 @@ class Runner:
         execution: Execution,
         *,
         force: bool,
-        why: str | None = None,
+        why: StopReason | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Execution:
         """Stop a run from outside its watcher (``runvoy kill``; ``why`` "superseded" for a newer run that
@@ -720,7 +961,12 @@ class Runner:
         handle = RunHandle(execution=execution)
         if execution.stop_requested is None or force:
             try:
-                self._stop(handle, why or ("kill" if force else "cancel"), force=force, detail=detail)
+                self._stop(
+                    handle,
+                    why or (StopReason.KILL if force else StopReason.CANCEL),
+                    force=force,
+                    detail=detail,
+                )
             except StaleFence:
                 pass
         return handle.execution
@@ -810,56 +1056,11 @@ class Runner:
         return fresh is None or fresh.status.is_terminal
 
     def reconcile(self, *, dry_run: bool = False) -> list[dict[str, Any]]:
-        """Finalize stuck records, adopt or mark orphans, and report tasks that have no record."""
-        from runvoy_core.models import ACTIVE_STATUSES
-        from runvoy_core.ports.store import ExecutionQuery
+        """Finalize stuck records, mark orphans, stop this store's tasks that have no record (see
+        runvoy_core/reconcile.py); ``dry_run`` changes nothing and says what would be done."""
+        from runvoy_core.reconcile import reconcile
 
-        actions: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            page = self.store.list(
-                ExecutionQuery(statuses=frozenset(ACTIVE_STATUSES), limit=200, cursor=cursor)
-            )
-            for record in page.executions:
-                if dry_run:
-                    actions.append({"execution": record.id, "action": "would check", "status": record.status})
-                    continue
-                before_status, before_ref = record.status, record.task_ref
-                after = self.refresh(record.model_copy(deep=True))
-                if after.status != before_status or after.task_ref != before_ref:
-                    actions.append(
-                        {
-                            "execution": record.id,
-                            "action": "repaired",
-                            "from": before_status.value,
-                            "to": after.status.value,
-                            "reason": after.reason,
-                        }
-                    )
-            cursor = page.cursor
-            if not cursor:
-                break
-        try:
-            active = self.provider.compute.list_active()
-        except (ProviderError, NotImplementedError) as exc:
-            # a third-party provider may offer no task listing: records are still repaired above
-            actions.append({"action": "skipped task scan", "reason": str(exc) or type(exc).__name__})
-            active = []
-        for state in active:
-            if state.execution_id and self.store.get(state.execution_id) is None:
-                entry: dict[str, Any] = {
-                    "execution": state.execution_id,
-                    "task_ref": state.ref,
-                    "action": "would stop orphan task" if dry_run else "stopped orphan task",
-                    "reason": "a runvoy-tagged task has no record",
-                }
-                if not dry_run and state.phase not in (TaskPhase.STOPPED, TaskPhase.UNKNOWN):
-                    try:
-                        self.provider.compute.stop(state.ref, 10.0, force=False)
-                    except ProviderError as exc:
-                        entry["action"] = f"failed to stop orphan task: {exc}"
-                actions.append(entry)
-        return actions
+        return reconcile(self, dry_run=dry_run)
 
 
 def _merge(stored: Execution, mine: Execution) -> Execution:
@@ -867,6 +1068,8 @@ def _merge(stored: Execution, mine: Execution) -> Execution:
     only moves forward, and what either side learned about the task is kept."""
     merged = mine.model_copy(update={"version": stored.version})
     merged.stop_requested = mine.stop_requested or stored.stop_requested
+    if mine.stop_requested is None:
+        merged.stop_detail = stored.stop_detail
     if not mine.status.is_terminal and lifecycle.moves_forward(mine.status, stored.status):
         merged.status = stored.status
     merged.task_ref = mine.task_ref or stored.task_ref

@@ -5,7 +5,7 @@ pydantic turns into a field-named validation error."""
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 _MEMORY_UNITS = {
     "": 1,  # a bare number is MiB
@@ -20,30 +20,52 @@ _MEMORY_UNITS = {
     "tib": 1024 * 1024,
     "ti": 1024 * 1024,
 }
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-MEMORY_FORM = "a size such as 512MiB, 2GiB or 1.5GiB (a bare number is MiB)"
+# ASCII digits only (re.ASCII: `\d` would take other scripts' digits) and a bounded number of them
+_NUMBER = r"[0-9]{1,12}(?:\.[0-9]{1,9})?"
+_MEMORY_RE = re.compile(rf"\s*({_NUMBER})\s*([a-zA-Z]*)\s*", re.ASCII)
+MAX_MEMORY_MIB = 120 * 1024
+"""The largest memory any provider offers (AWS Fargate: 120 GiB)."""
+MEMORY_FORM = (
+    "a size from 1MiB to 120GiB such as 512MiB, 2GiB or 1.5GiB (a bare number is MiB; a whole number of MiB)"
+)
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_RE = re.compile(rf"({_NUMBER})(ms|s|m|h|d)", re.ASCII)
+_DURATION_SECONDS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
+_DURATION_SECONDS["d"] = Decimal(86400)
+MAX_DURATION = 3650 * 86400.0
+"""No duration runvoy takes is longer than ten years; a longer one is a typo, and overflows datetimes."""
 DURATION_FORM = "a positive duration such as 90s, 10m, 2h or 1h30m (a bare number is seconds)"
 
-CPU_FORM = "a positive number of vCPU such as 0.25, 1 or 2 (or millicores such as 500m)"
+MIN_CPU = Decimal("0.001")
+MAX_CPU = Decimal(16)
+"""The largest size any provider offers (AWS Fargate: 16 vCPU)."""
+CPU_FORM = (
+    "a number of vCPU from 0.001 to 16 such as 0.25, 1 or 2 (or millicores such as 500m; at most 3 decimals)"
+)
+
+
+def _finite_number(value: object, form: str) -> Decimal:
+    """An int/float/Decimal given by a program (API, TOML, YAML) as a Decimal; inf and nan refused."""
+    number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)  # type: ignore[arg-type]
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number; expected {form}")
+    return number
 
 
 def parse_memory_mib(value: object) -> int:
     """Return mebibytes. GB is treated as GiB, as the clouds bill it (GB = 1024^3 bytes)."""
     if isinstance(value, bool):
         raise ValueError(f"expected {MEMORY_FORM}")
-    if isinstance(value, int | float):
-        number, unit = Decimal(str(value)), ""
+    if isinstance(value, int | float | Decimal):
+        number, unit = _finite_number(value, MEMORY_FORM), ""
     else:
-        match = _MEMORY_RE.match(str(value))
+        match = _MEMORY_RE.fullmatch(str(value))
         if not match or match.group(2).lower() not in _MEMORY_UNITS:
             raise ValueError(f"{value!r} is not {MEMORY_FORM}")
         number, unit = Decimal(match.group(1)), match.group(2).lower()
     mib = number * _MEMORY_UNITS[unit]
-    if mib <= 0 or mib != mib.to_integral_value():
-        raise ValueError(f"{value!r} must be a positive whole number of MiB; expected {MEMORY_FORM}")
+    if mib <= 0 or mib != mib.to_integral_value() or mib > MAX_MEMORY_MIB:
+        raise ValueError(f"{value!r} is not {MEMORY_FORM}")
     return int(mib)
 
 
@@ -56,34 +78,47 @@ def format_memory(mib: int) -> str:
 def parse_cpu(value: object) -> Decimal:
     if isinstance(value, bool):
         raise ValueError(f"expected {CPU_FORM}")
-    text = str(value).strip()
-    try:
-        cpu = Decimal(text[:-1]) / 1000 if text.endswith("m") else Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not {CPU_FORM}") from None
-    if not cpu.is_finite() or cpu <= 0:
+    if isinstance(value, int | float | Decimal):
+        cpu = _finite_number(value, CPU_FORM)
+    else:
+        text = str(value).strip()
+        match = re.fullmatch(rf"({_NUMBER})(m?)", text, re.ASCII)
+        if not match:
+            raise ValueError(f"{value!r} is not {CPU_FORM}")
+        cpu = Decimal(match.group(1)) / 1000 if match.group(2) else Decimal(match.group(1))
+    if cpu < MIN_CPU or cpu > MAX_CPU or cpu != cpu.quantize(MIN_CPU):
         raise ValueError(f"{value!r} is not {CPU_FORM}")
     return cpu.normalize() if cpu == cpu.to_integral_value() else cpu
 
 
-def parse_duration(value: object) -> float:
-    """Return seconds (> 0)."""
+def parse_duration(
+    value: object, *, low: float = 0.0, high: float = MAX_DURATION, form: str = DURATION_FORM
+) -> float:
+    """Return seconds: more than 0, at least ``low`` and at most ``high``."""
     if isinstance(value, bool):
-        raise ValueError(f"expected {DURATION_FORM}")
-    if isinstance(value, int | float):
-        seconds = float(value)
+        raise ValueError(f"expected {form}")
+    if isinstance(value, int | float | Decimal):
+        seconds = _finite_number(value, form)
     else:
         text = str(value).strip().lower().replace(" ", "")
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = float(text)
+        if re.fullmatch(_NUMBER, text, re.ASCII):
+            seconds = Decimal(text)
         else:
             parts = _DURATION_RE.findall(text)
             if not parts or "".join(n + u for n, u in parts) != text:
-                raise ValueError(f"{value!r} is not {DURATION_FORM}")
-            seconds = sum(float(n) * _DURATION_SECONDS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError(f"{value!r} is not {DURATION_FORM}")
-    return seconds
+                raise ValueError(f"{value!r} is not {form}")
+            seconds = sum((Decimal(n) * _DURATION_SECONDS[u] for n, u in parts), Decimal(0))
+    if seconds <= 0 or seconds < Decimal(str(low)) or seconds > Decimal(str(high)):
+        raise ValueError(f"{value!r} is not {form}")
+    return float(seconds)
+
+
+def format_bound(seconds: float) -> str:
+    """A duration bound for a message: 0.1s, 1s, 5m, 1h, 30d."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def format_duration(seconds: float | None) -> str:

@@ -20,10 +20,26 @@ else
   echo "== npm or tools/azurite missing: the Azure storage tests will be skipped" >&2
 fi
 
+# -- image tests (issue 20): a real registry on 127.0.0.1 needs Debian's docker-registry, and htpasswd
+# (apache2-utils) for its Basic-auth mode. Installed once, as root, only when missing.
+if ! command -v docker-registry >/dev/null 2>&1 || ! command -v htpasswd >/dev/null 2>&1; then
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo -n"  # CI runners are not root but have password-less sudo
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$as_root" ] || sudo -n true 2>/dev/null; }; then
+    echo "== installing docker-registry and apache2-utils (apt-get)" >&2
+    $as_root apt-get update -qq >&2
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry apache2-utils >&2
+  else
+    echo "== docker-registry or htpasswd missing, and no apt-get as root: the image tests will be skipped" >&2
+  fi
+fi
+# -- end of the image tests block
+
 echo "== lint" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check . >&2
 .venv/bin/mypy >&2
+.venv/bin/mypy --strict examples/provider-template/runvoy_template >&2  # the provider template, as typed
 
 echo "== tests" >&2
 exec .venv/bin/python -m pytest "$@"

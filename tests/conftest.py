@@ -1,5 +1,13 @@
-"""Every test gets its own RUNVOY_HOME and config file, so nothing leaks between tests or from the user."""
+"""Every test gets its own RUNVOY_HOME and config file (the kit's ``runvoy_home`` fixture, from its pytest
+plugin), so nothing leaks between tests or from the user."""
 
-from runvoy_core.testing.fixtures import runvoy_home
+from __future__ import annotations
 
-__all__ = ["runvoy_home"]
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated(runvoy_home: Path) -> Path:
+    return runvoy_home

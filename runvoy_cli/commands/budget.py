@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
 from runvoy_cli.output import json_option, message, print_fields, print_json, print_table
 
@@ -37,20 +38,30 @@ def cli() -> None:
 
 
 @cli.command("set")
-@click.argument("name")
-@click.option("--amount", required=True, help="Amount per period, in the currency (e.g. 50 or 12.50).")
+@click.argument("name", type=forms.BUDGET_NAME)
+@click.option(
+    "--amount",
+    required=True,
+    type=forms.AMOUNT,
+    help="Amount per period, in the currency (e.g. 50 or 12.50).",
+)
 @click.option("--period", type=click.Choice(["day", "week", "month"]), default="month", show_default=True)
 @click.option(
     "--scope",
     "scopes",
     multiple=True,
+    type=forms.SCOPE,
     help="Which runs count: provider=NAME, user=NAME, label=KEY:VALUE (repeatable; all must match).",
 )
 @click.option(
-    "--alert-at", default="50,80,100", show_default=True, help="Alert thresholds, percent of the amount."
+    "--alert-at",
+    default="50,80,100",
+    show_default=True,
+    type=forms.ALERT_AT,
+    help="Alert thresholds, percent of the amount (1 to 1000).",
 )
 @click.option("--enforce/--no-enforce", default=False, help="Refuse runs that would exceed the budget.")
-@click.option("--currency", default="USD", show_default=True)
+@click.option("--currency", default="USD", show_default=True, type=forms.CURRENCY)
 @json_option
 @handle_errors
 def set_cmd(
@@ -139,7 +150,7 @@ def list_cmd(as_json: bool) -> None:
 
 
 @cli.command("show")
-@click.argument("name")
+@click.argument("name", type=forms.BUDGET_NAME)
 @json_option
 @handle_errors
 def show_cmd(name: str, as_json: bool) -> None:
@@ -172,7 +183,7 @@ def show_cmd(name: str, as_json: bool) -> None:
 
 
 @cli.command("rm")
-@click.argument("name")
+@click.argument("name", type=forms.BUDGET_NAME)
 @handle_errors
 def rm_cmd(name: str) -> None:
     """Delete the budget NAME."""

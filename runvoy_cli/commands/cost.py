@@ -13,10 +13,33 @@ from typing import Any
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
 from runvoy_cli.output import json_option, message, print_json, print_table, warn
 
-ESTIMATE_PROVIDERS = ("aws", "gcp", "azure")
+
+def _priced_providers(*, refreshable: bool = False) -> list[str]:
+    """The installed providers that declare prices (their ProviderSpec.pricing): the core names none."""
+    from runvoy_core.cost.source import load_price_sources
+
+    sources = load_price_sources()
+    return sorted(
+        name
+        for name, source in sources.items()
+        if name != "local" and (source.parse is not None if refreshable else source.prices is not None)
+    )
+
+
+def _one_of(option: str, value: str, known: list[str]) -> None:
+    if value not in known:
+        from runvoy_core.errors import UsageError
+
+        raise UsageError(
+            f"{option} {value!r}: no installed provider of that name declares prices",
+            hint=f"choose one of: {', '.join(known)}",
+        )
+
+
 _ARCH_ALIASES = {
     "x86_64": "x86_64",
     "amd64": "x86_64",
@@ -88,30 +111,48 @@ def cli() -> None:
 
 
 @cli.command("estimate")
-@click.option("--cpu", default="1", show_default=True, help="vCPU (0.25, 1, 2 or 500m).")
-@click.option("--memory", default="2GiB", show_default=True, help="Memory (512MiB, 2GiB).")
-@click.option("--duration", default="10m", show_default=True, help="How long one run lasts (90s, 10m, 2h).")
+@click.option("--cpu", default="1", show_default=True, type=forms.CPU, help="vCPU (0.25, 1, 2 or 500m).")
+@click.option("--memory", default="2GiB", show_default=True, type=forms.MEMORY, help="Memory (512MiB, 2GiB).")
+@click.option(
+    "--duration",
+    default="10m",
+    show_default=True,
+    type=forms.ESTIMATE_DURATION,
+    help="How long one run lasts (90s, 10m, 2h; 1s to 30d).",
+)
 @click.option(
     "--provider",
     "provider",
-    type=click.Choice([*ESTIMATE_PROVIDERS, "local", "all"]),
+    type=forms.PROVIDER,
     default="all",
     show_default=True,
-    help="Provider to price, or all clouds to compare.",
+    help="Provider to price (any installed provider that declares prices, or local), or all to compare.",
 )
-@click.option("--region", help="Region to price (default: each provider's default region).")
-@click.option("--arch", default="x86_64", show_default=True, help="x86_64 or arm64.")
+@click.option(
+    "--region", type=forms.REGION, help="Region to price (default: each provider's default region)."
+)
+@click.option(
+    "--arch",
+    default="x86_64",
+    show_default=True,
+    type=click.Choice(sorted(_ARCH_ALIASES), case_sensitive=False),
+    help="x86_64 or arm64.",
+)
 @click.option("--spot", is_flag=True, help="Price spot capacity.")
 @click.option(
     "--storage",
     "storage_gib",
-    type=click.IntRange(1, 200),
+    type=forms.IntRange(1, 200),
     default=20,
     show_default=True,
     help="Ephemeral storage, GiB.",
 )
-@click.option("--runs-per-day", type=click.IntRange(min=1), help="Runs per day (with --days: a total).")
-@click.option("--days", type=click.IntRange(min=1), help="Number of days (with --runs-per-day).")
+@click.option(
+    "--runs-per-day",
+    type=forms.IntRange(1, 1_000_000),
+    help="Runs per day (with --days: a total; 1 to 1000000).",
+)
+@click.option("--days", type=forms.IntRange(1, 3660), help="Number of days (with --runs-per-day; 1 to 3660).")
 @json_option
 @handle_errors
 def estimate_cmd(
@@ -139,7 +180,9 @@ def estimate_cmd(
 
     cpu_value: Decimal = _parse("cpu", cpu)
     memory_mib: int = _parse("memory", memory)
-    seconds = Decimal(str(_parse("duration", duration)))
+    from runvoy_core.inputs import ESTIMATE_DURATION
+
+    seconds = Decimal(str(ESTIMATE_DURATION.parse(duration)))
     architecture = _ARCH_ALIASES.get(arch.lower())
     if architecture is None:
         raise click.BadParameter("must be x86_64 or arm64", param_hint="--arch")
@@ -148,7 +191,10 @@ def estimate_cmd(
     for line in [*catalog.warnings, *filter(None, [catalog.staleness_warning()])]:
         warn(line)
 
-    providers = list(ESTIMATE_PROVIDERS) if provider == "all" else [provider]
+    priced = _priced_providers()
+    if provider != "all":
+        _one_of("--provider", provider, [*priced, "local"])
+    providers = priced if provider == "all" else [provider]
     regions: dict[str, str | None] = {p: None for p in providers}
     if region:
         owners = [p for p in providers if region in catalog.regions(p)]
@@ -255,7 +301,13 @@ def estimate_cmd(
 
 
 @cli.command("report")
-@click.option("--since", default="7d", show_default=True, help="How far back (1d, 7d, 30d, 12h).")
+@click.option(
+    "--since",
+    default="7d",
+    show_default=True,
+    type=forms.SINCE,
+    help="How far back (1d, 7d, 30d, 12h; 1s to 3650d).",
+)
 @click.option(
     "--by",
     "group_by",
@@ -263,7 +315,7 @@ def estimate_cmd(
     default="provider",
     show_default=True,
 )
-@click.option("--provider", "provider", help="Only runs of this provider.")
+@click.option("--provider", "provider", type=forms.PROVIDER, help="Only runs of this provider.")
 @json_option
 @handle_errors
 def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -> None:
@@ -273,9 +325,10 @@ def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -
     from runvoy_core.cost.budgets import executions_since, open_local_store
     from runvoy_core.cost.report import build_report
     from runvoy_core.errors import RunvoyError
+    from runvoy_core.inputs import SINCE
     from runvoy_core.models import utcnow
 
-    seconds = _parse("duration", since)
+    seconds = SINCE.parse(since)
     start = utcnow() - timedelta(seconds=seconds)
     home = state().settings().home
     # local records always; a cloud provider keeps its own records in its own store (DynamoDB, GCS, Tables)
@@ -340,15 +393,21 @@ def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -
     "--provider",
     "providers",
     multiple=True,
-    type=click.Choice(list(ESTIMATE_PROVIDERS)),
-    help="Refresh only this provider (repeatable).",
+    type=forms.PROVIDER,
+    help="Refresh only this provider (repeatable; one whose price source runvoy can read).",
 )
-@click.option("--region", "regions", multiple=True, help="Regions to fetch (default: the catalog's regions).")
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    type=forms.REGION,
+    help="Regions to fetch (default: the catalog's regions).",
+)
 @click.option(
     "--from-file",
     "files",
     multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=forms.PATH,
     help="A saved API response (AWS Price List, GCP Cloud Billing Catalog, Azure Retail Prices) instead of the network.",
 )
 @click.option("--force", is_flag=True, help="Accept price changes larger than 50 %.")
@@ -359,7 +418,7 @@ def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -
 def refresh_cmd(
     providers: tuple[str, ...],
     regions: tuple[str, ...],
-    files: tuple[Path, ...],
+    files: tuple[str, ...],
     force: bool,
     dry_run: bool,
     reset: bool,
@@ -374,17 +433,24 @@ def refresh_cmd(
         removed = refresh.reset_cache(home)
         message("price cache removed; using the shipped snapshot" if removed else "no price cache to remove")
         return
+    for name in providers:
+        _one_of("--provider", name, _priced_providers(refreshable=True))
     current = load_catalog(home)
     rows = []
     if files:
         for path in files:
-            payload = refresh.read_payload_file(path)
+            try:
+                payload = refresh.read_payload_file(Path(path))
+            except RecursionError:
+                from runvoy_core.errors import ValidationFailed
+
+                raise ValidationFailed(f"{path} is nested too deeply to be a price response") from None
             detected = refresh.detect_provider(payload)
             if providers and detected not in providers:
                 continue
             rows.extend(refresh.parse_payload(payload, provider=detected))
     else:
-        for name in providers or ESTIMATE_PROVIDERS:
+        for name in providers or _priced_providers(refreshable=True):
             wanted = list(regions) or current.regions(name)
             for payload in refresh.fetch_payloads(name, wanted):
                 rows.extend(refresh.parse_payload(payload, provider=name))

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
 from runvoy_cli.options import provider_option
 from runvoy_cli.output import json_option, message, print_json
@@ -14,7 +15,7 @@ WAIT_MARGIN = 30.0  # seconds beyond the stop grace to wait for the end before g
 
 
 @click.command("kill")
-@click.argument("execution_id", metavar="ID")
+@click.argument("execution_id", metavar="ID", type=forms.EXECUTION_ID)
 @provider_option
 @click.option("--force", is_flag=True, help="Kill at once (SIGKILL), without the graceful stop.")
 @click.option("--no-wait", is_flag=True, help="Ask for the stop and return without waiting for the end.")

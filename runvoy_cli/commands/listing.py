@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
 from runvoy_cli.options import parse_pairs, provider_option
 from runvoy_cli.output import json_option, message, print_json, print_table
@@ -33,10 +34,21 @@ STATUS_CHOICES = [
     type=click.Choice(STATUS_CHOICES, case_sensitive=False),
     help="Only these statuses (repeatable); 'active' and 'ended' group them.",
 )
-@click.option("--limit", "-n", type=click.IntRange(min=1, max=10_000), default=20, show_default=True)
-@click.option("--since", metavar="DURATION", help="Only runs created within this long, e.g. 1h, 7d.")
+@click.option("--limit", "-n", type=forms.IntRange(1, 10_000), default=20, show_default=True)
 @click.option(
-    "--label", "-l", "labels", multiple=True, metavar="KEY=VALUE", help="Only runs with this label."
+    "--since",
+    metavar="DURATION",
+    type=forms.SINCE,
+    help="Only runs created within this long, e.g. 1h, 7d (1s to 3650d).",
+)
+@click.option(
+    "--label",
+    "-l",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    type=forms.LABEL_PAIR,
+    help="Only runs with this label.",
 )
 @click.option("--no-refresh", is_flag=True, help="Show the stored records without asking the provider.")
 @json_option
@@ -54,9 +66,8 @@ def cli(
     from datetime import timedelta
 
     from runvoy_cli import views
-    from runvoy_cli.options import check_value
+    from runvoy_core.inputs import SINCE
     from runvoy_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Status, utcnow
-    from runvoy_core.units import parse_duration
 
     wanted: set[Status] = set()
     for name in statuses:
@@ -66,8 +77,7 @@ def cli(
             wanted |= TERMINAL_STATUSES
         else:
             wanted.add(Status(name.upper()))
-    check_value("--since", "duration", since)
-    since_at = utcnow() - timedelta(seconds=parse_duration(since)) if since else None
+    since_at = utcnow() - timedelta(seconds=SINCE.parse(since)) if since else None
     rv = state().runvoy(provider)
     executions = rv.list(
         statuses=wanted or None,

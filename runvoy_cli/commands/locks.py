@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
 from runvoy_cli.options import provider_option
 from runvoy_cli.output import json_option, message, print_fields, print_json, print_table
@@ -101,7 +102,7 @@ def list_locks(provider: str | None, as_json: bool) -> None:
 
 
 @cli.command("status")
-@click.argument("name")
+@click.argument("name", type=forms.LOCK_REF)
 @provider_option
 @json_option
 @handle_errors
@@ -166,7 +167,7 @@ def status(name: str, provider: str | None, as_json: bool) -> None:
 
 
 @cli.command("release")
-@click.argument("name")
+@click.argument("name", type=forms.LOCK_REF)
 @click.option(
     "--force",
     is_flag=True,
@@ -201,8 +202,7 @@ def release(name: str, force: bool, yes: bool, provider: str | None, as_json: bo
             return
         raise LockHeld(
             f"lock {name!r} is held by {describe_holder(record)}, which is not known to have ended",
-            hint=f"stop it with: runvoy kill {record.holder.execution_id}, or take the lock away with: "
-            f"runvoy locks release {name} --force",
+            hint=_release_hint(provider, name, record),
             lock=name,
         )
     if not yes:
@@ -227,6 +227,19 @@ def _done(as_json: bool, name: str, released: bool, text: str, fence: int) -> No
         print_json({"name": name, "released": released, "fence": fence, "message": text})
     else:
         message(text)
+
+
+def _release_hint(provider: str | None, name: str, record: LockRecord) -> str:
+    """`runvoy kill` only where there is a run to kill: a holder whose submitter died before recording its
+    run has none (waiters take such a lock over within seconds)."""
+    take_away = f"runvoy locks release {name} --force"
+    execution_id = record.holder.execution_id
+    if execution_id and state().runvoy(provider).store.get(execution_id) is not None:
+        return f"stop it with: runvoy kill {execution_id}, or take the lock away with: {take_away}"
+    return (
+        f"its run {execution_id or '(none)'} was never recorded (its submitter stopped right after taking "
+        f"the lock); the next run that waits for the lock takes it over, or take it away now with: {take_away}"
+    )
 
 
 def _missing_hint(manager: Any, name: str) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
 from runvoy_cli.options import provider_option
 
@@ -18,13 +19,18 @@ EXIT_INTERRUPTED = 130
 
 
 @click.command("logs")
-@click.argument("execution_id", metavar="ID")
+@click.argument("execution_id", metavar="ID", type=forms.EXECUTION_ID)
 @provider_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
 @click.option(
-    "--tail", "-n", type=click.IntRange(min=0), default=None, metavar="N", help="Only the last N lines."
+    "--tail",
+    "-n",
+    type=forms.IntRange(0, 1_000_000),
+    default=None,
+    metavar="N",
+    help="Only the last N lines (0 to 1000000).",
 )
-@click.option("--grep", "pattern", metavar="TEXT", help="Only lines containing TEXT.")
+@click.option("--grep", "pattern", metavar="TEXT", type=forms.GREP, help="Only lines containing TEXT.")
 @click.option("--timestamps", "-t", is_flag=True, help="Prefix each line with its UTC timestamp.")
 @click.option(
     "--json", "as_json", is_flag=True, help="One JSON object per line on stdout: timestamp, stream, message."

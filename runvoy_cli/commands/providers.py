@@ -52,6 +52,7 @@ def cli(as_json: bool) -> None:
                 "providers": providers,
                 "failures": failures,
                 "skipped": list(plugins.skipped),
+                "notices": list(plugins.notices),
                 "prices": catalog,
             }
         )
@@ -74,6 +75,8 @@ def cli(as_json: bool) -> None:
     for failure in failures:
         source = f" ({failure['distribution']})" if failure["distribution"] else ""
         warn(f"plugin {failure['plugin']!r}{source} failed to load: {failure['error']}")
+    for notice in plugins.notices:
+        warn(notice)
     if plugins.skipped:
         message(f"skipped by RUNVOY_PLUGINS_ALLOW/BLOCK: {', '.join(plugins.skipped)}")
     if catalog:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
-from runvoy_cli.options import check_value, parse_pairs
+from runvoy_cli.options import parse_pairs
 from runvoy_cli.output import message, print_json, warn
 
 if TYPE_CHECKING:
@@ -28,28 +29,64 @@ LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
 
 
 @click.command("run")
-@click.argument("command", nargs=-1, metavar="COMMAND...")
+@click.argument("command", nargs=-1, metavar="COMMAND...", type=forms.COMMAND_WORD)
 @click.option(
-    "--provider", "-p", metavar="NAME", help="Provider to run on (default: the config's, else local)."
-)
-@click.option("--image", metavar="IMAGE", help="Container image (cloud providers; local needs a runtime).")
-@click.option("--cpu", metavar="VCPU", help="vCPU, e.g. 0.25, 1, 2 or 500m.")
-@click.option("--memory", metavar="SIZE", help="Memory, e.g. 512MiB, 2GiB.")
-@click.option(
-    "--env", "-e", "env", multiple=True, metavar="NAME=VALUE", help="Environment variable (repeatable)."
+    "--provider",
+    "-p",
+    metavar="NAME",
+    type=forms.PROVIDER,
+    help="Provider to run on (default: the config's, else local).",
 )
 @click.option(
-    "--secret", "secrets", multiple=True, metavar="NAME", help="Secret to expose, by name (repeatable)."
+    "--image",
+    metavar="IMAGE",
+    type=forms.IMAGE,
+    help="Container image (cloud providers; local needs a runtime).",
+)
+@click.option("--cpu", metavar="VCPU", type=forms.CPU, help="vCPU, e.g. 0.25, 1, 2 or 500m (at most 16).")
+@click.option(
+    "--memory", metavar="SIZE", type=forms.MEMORY, help="Memory, e.g. 512MiB, 2GiB (at most 120GiB)."
 )
 @click.option(
-    "--timeout", metavar="DURATION", help="Stop the run after this long, e.g. 90s, 10m, 2h (exit 124)."
+    "--env",
+    "-e",
+    "env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    type=forms.ENV_PAIR,
+    help="Environment variable (repeatable).",
 )
 @click.option(
-    "--stop-grace", metavar="DURATION", help="Between the graceful stop and the kill (default 10s)."
+    "--secret",
+    "secrets",
+    multiple=True,
+    metavar="NAME",
+    type=forms.SECRET_NAME,
+    help="Secret to expose, by name (repeatable).",
+)
+@click.option(
+    "--timeout",
+    metavar="DURATION",
+    type=forms.DURATION_TIMEOUT,
+    help="Stop the run after this long, e.g. 90s, 10m, 2h (0.1s to 30d; exit 124).",
+)
+@click.option(
+    "--stop-grace",
+    metavar="DURATION",
+    type=forms.STOP_GRACE,
+    help="Between the graceful stop and the kill (default 10s; 0.1s to 1h).",
 )
 @click.option("--detach", "-d", is_flag=True, help="Start and print the execution id; do not wait.")
-@click.option("--label", "-l", "labels", multiple=True, metavar="KEY=VALUE", help="Label (repeatable).")
-@click.option("--lock", metavar="NAME", help="Hold this named lock for the whole run.")
+@click.option(
+    "--label",
+    "-l",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    type=forms.LABEL_PAIR,
+    help="Label (repeatable).",
+)
+@click.option("--lock", metavar="NAME", type=forms.LOCK_NAME, help="Hold this named lock for the whole run.")
 @click.option(
     "--on-conflict",
     type=click.Choice(["fail", "wait", "cancel", "queue"]),
@@ -60,16 +97,17 @@ LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
 @click.option(
     "--lock-timeout",
     metavar="DURATION",
-    help="How long --on-conflict wait, queue or cancel waits (default 10m).",
+    type=forms.LOCK_TIMEOUT,
+    help="How long --on-conflict wait, queue or cancel waits (default 10m; 0.1s to 7d).",
 )
 @click.option(
     "--lock-slots",
-    type=click.IntRange(1, 100),
+    type=forms.IntRange(1, 100),
     default=None,
     metavar="N",
     help="Let up to N runs hold the lock at once (each holds one slot, NAME#1..NAME#N).",
 )
-@click.option("--region", metavar="REGION", help="Cloud region (default: the provider's).")
+@click.option("--region", metavar="REGION", type=forms.REGION, help="Cloud region (default: the provider's).")
 @click.option(
     "--arch",
     type=click.Choice(["x86_64", "arm64", "amd64", "aarch64"]),
@@ -77,12 +115,13 @@ LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
     help="CPU architecture.",
 )
 @click.option("--spot", is_flag=True, default=None, help="Use spot/preemptible capacity where supported.")
-@click.option("--workdir", metavar="DIR", help="Working directory of the command.")
+@click.option("--workdir", metavar="DIR", type=forms.PATH, help="Working directory of the command.")
 @click.option(
     "--file",
     "-f",
     "playbook",
     metavar="PLAYBOOK",
+    type=forms.PATH,
     help="Run a YAML playbook (its steps as one execution; see docs/playbooks.md).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary line at the end.")
@@ -136,14 +175,6 @@ def cli(
         raise click.UsageError("give a COMMAND or -f PLAYBOOK, not both")
     if not playbook and not command:
         raise click.UsageError('missing COMMAND (for example: runvoy run "echo hello")')
-    for flag, kind, value in (
-        ("--cpu", "cpu", cpu),
-        ("--memory", "memory", memory),
-        ("--timeout", "duration", timeout),
-        ("--stop-grace", "duration", stop_grace),
-        ("--lock-timeout", "duration", lock_timeout),
-    ):
-        check_value(flag, kind, value)
     options: dict[str, Any] = {
         "image": image,
         "cpu": cpu,
@@ -171,6 +202,7 @@ def cli(
         options = merge_options(book.request_options(), options)
     else:
         target = command[0] if len(command) == 1 else list(command)
+    _check_lock_options(options)
     options = {k: v for k, v in options.items() if v is not None}
 
     rv = state().runvoy(provider)
@@ -179,6 +211,22 @@ def cli(
         return
     code = _attached(rv, target, options, as_json=as_json, quiet=quiet)
     sys.exit(code)
+
+
+def _check_lock_options(options: dict[str, Any]) -> None:
+    """--on-conflict, --lock-timeout and --lock-slots mean nothing without a lock: refuse rather than ignore."""
+    if options.get("lock") is not None:
+        return
+    given = [
+        f"--{k.replace('_', '-')}" for k in ("on_conflict", "lock_timeout", "lock_slots") if options.get(k)
+    ]
+    if given:
+        from runvoy_core.errors import ValidationFailed
+
+        raise ValidationFailed(
+            f"{', '.join(given)} needs --lock NAME (without a lock there is nothing to wait for or share)",
+            hint=f"add --lock NAME, or drop {', '.join(given)}",
+        )
 
 
 def _detached(rv: Runvoy, target: str | list[str], options: dict[str, Any], *, as_json: bool) -> None:
@@ -196,6 +244,7 @@ def _attached(
 ) -> int:
     from runvoy_cli.streams import RunSink
     from runvoy_core.lifecycle import cli_exit_code
+    from runvoy_core.models import StopReason
 
     watched: dict[str, RunHandle] = {}
 
@@ -203,7 +252,7 @@ def _attached(
         # like a shell pipeline (`yes | head`): the reader is gone, so the writer stops
         handle = watched.get("handle")
         if handle is not None and handle.cancel is None:
-            handle.cancel = "cancel"
+            handle.cancel = StopReason.CANCEL
             _say(f"runvoy: {stream} was closed; stopping {handle.execution.id}")
 
     sink = RunSink(merge_to_stderr=as_json, on_broken_pipe=pipe_closed)
@@ -276,6 +325,8 @@ def _say(text: str) -> None:
 def _interrupts(watched: dict[str, RunHandle]) -> Iterator[None]:
     """Ctrl-C once: graceful stop; twice: kill; three times: stop watching. The runner's watch loop acts on
     ``handle.cancel``, so the stop is recorded as CANCELLED like a `runvoy kill`."""
+    from runvoy_core.models import StopReason
+
     presses = 0
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -285,10 +336,10 @@ def _interrupts(watched: dict[str, RunHandle]) -> Iterator[None]:
             raise KeyboardInterrupt
         presses += 1
         if presses == 1:
-            handle.cancel = "cancel"
+            handle.cancel = StopReason.CANCEL
             _say(f"runvoy: stopping {handle.execution.id} (Ctrl-C again to kill it)")
         elif presses == 2:
-            handle.cancel = "kill"
+            handle.cancel = StopReason.KILL
             _say(f"runvoy: killing {handle.execution.id} (Ctrl-C again to stop watching)")
         else:
             raise KeyboardInterrupt

@@ -19,16 +19,17 @@ def cli(provider: str | None, dry_run: bool, as_json: bool) -> None:
 
     Safe to run again: what exists is left as it is.
     """
+    from runvoy_core.ports.optional import SettingUpProvider
+
     rv = state().runvoy(provider)
     instance = rv.provider
-    setup = getattr(instance, "setup", None)
-    if setup is None:
+    if not isinstance(instance, SettingUpProvider):
         if as_json:
             print_json([])
         else:
             message(f"provider {instance.name!r} needs no setup")
         return
-    results = list(setup(dry_run=dry_run))
+    results = list(instance.setup(dry_run=dry_run))
     if as_json:
         print_json(results)
         return

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
 from runvoy_cli.options import provider_option
 from runvoy_cli.output import json_option, print_fields, print_json, print_table
 
 
 @click.command("status")
-@click.argument("execution_id", metavar="ID")
+@click.argument("execution_id", metavar="ID", type=forms.EXECUTION_ID)
 @provider_option
 @click.option("--no-events", is_flag=True, help="Leave out the event history.")
 @json_option

@@ -6,8 +6,9 @@ import sys
 
 import click
 
+from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
-from runvoy_cli.options import check_value, provider_option
+from runvoy_cli.options import provider_option
 from runvoy_cli.output import json_option, message, print_json
 
 EXIT_STILL_RUNNING = 124
@@ -15,9 +16,14 @@ EXIT_INTERRUPTED = 130
 
 
 @click.command("wait")
-@click.argument("execution_id", metavar="ID")
+@click.argument("execution_id", metavar="ID", type=forms.EXECUTION_ID)
 @provider_option
-@click.option("--timeout", metavar="DURATION", help="Give up after this long (exit 124), e.g. 30s, 10m.")
+@click.option(
+    "--timeout",
+    metavar="DURATION",
+    type=forms.WAIT_TIMEOUT,
+    help="Give up after this long (exit 124), e.g. 30s, 10m (0.1s to 30d).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit status tells.")
 @json_option
 @handle_errors
@@ -28,13 +34,12 @@ def cli(execution_id: str, provider: str | None, timeout: str | None, quiet: boo
     125 if runvoy could not run it or lost it.
     """
     from runvoy_cli import views
+    from runvoy_core.inputs import WAIT_TIMEOUT
     from runvoy_core.lifecycle import cli_exit_code
-    from runvoy_core.units import parse_duration
 
-    check_value("--timeout", "duration", timeout)
     rv = state().runvoy(provider)
     try:
-        execution = rv.wait(execution_id, timeout=parse_duration(timeout) if timeout else None)
+        execution = rv.wait(execution_id, timeout=WAIT_TIMEOUT.parse(timeout) if timeout else None)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     if as_json:

@@ -2,7 +2,7 @@
 
 Layers, lightest first: ``rules`` and ``catalog`` and ``pricing`` use the standard library only (the fast
 path of ``runvoy cost estimate``); ``calculator``, ``budgets`` and ``report`` build pydantic records;
-``refresh`` and ``sources`` parse the providers' price APIs. Importing this package loads nothing.
+``refresh`` reads the providers' price APIs through their ``source.PriceSource``. Importing this package loads nothing.
 """
 
 from __future__ import annotations

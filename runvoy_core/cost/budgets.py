@@ -352,8 +352,10 @@ def check_budgets(
     ]
     if not budgets:
         return []
+    from runvoy_core.providers.local.store import LocalStore
+
     own_store = store is None
-    active_store = store if store is not None else open_local_store(home)
+    active_store = store if store is not None else LocalStore(home)
     try:
         return _check(
             budgets,
@@ -370,9 +372,8 @@ def check_budgets(
             now=now,
         )
     finally:
-        close = getattr(active_store, "close", None)
-        if own_store and callable(close):
-            close()
+        if own_store and isinstance(active_store, LocalStore):
+            active_store.close()
 
 
 def _check(

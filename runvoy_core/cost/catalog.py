@@ -1,5 +1,5 @@
-"""The dated price catalog: one row per price (package data ``data/prices.csv``), optionally replaced by a
-refreshed copy in the user cache (``<home>/cost/prices.csv`` + ``catalog.json``).
+"""The dated price catalog: one row per price (shipped by each provider, its ``PriceSource.prices``), optionally
+replaced by a refreshed copy in the user cache (``<home>/cost/prices.csv`` + ``catalog.json``).
 
 Standard library only and loaded lazily, so ``runvoy cost estimate`` stays fast.
 """
@@ -7,17 +7,19 @@ Standard library only and loaded lazily, so ``runvoy cost estimate`` stays fast.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from runvoy_core.cost.rules import DATA_DIR, load_rules
+from runvoy_core.cost.rules import load_rules
+from runvoy_core.cost.source import load_price_sources
 
-SHIPPED_PRICES = DATA_DIR / "prices.csv"
 CACHE_DIR_NAME = "cost"
 CACHE_PRICES = "prices.csv"
 CACHE_META = "catalog.json"
@@ -98,8 +100,8 @@ class PriceRow:
         return cls(**{c: data[c] for c in COLUMNS if c != "price"}, price=price)
 
 
-def read_rows(path: Path) -> list[PriceRow]:
-    with path.open(newline="", encoding="utf-8") as handle:
+def read_rows(path: Path | Traversable) -> list[PriceRow]:
+    with io.StringIO(path.read_text(encoding="utf-8"), newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         if [c for c in COLUMNS if c not in header]:
@@ -124,7 +126,7 @@ class Catalog:
     effective_date: str
     retrieved_date: str
     origin: str  # "shipped" or "cache"
-    path: Path
+    path: Path | None  # None: shipped, each provider's rows in its own distribution
     rows: list[PriceRow]
     warnings: list[str] = field(default_factory=list)
     _index: dict[tuple[str, str, str, str, str, str], PriceRow] = field(default_factory=dict, repr=False)
@@ -184,14 +186,32 @@ def cache_dir(home: Path | str | None = None) -> Path:
 
 
 def shipped_catalog() -> Catalog:
+    """The rows every installed provider ships (a row naming another provider is left out, with a warning)."""
     book = load_rules()
+    rows: list[PriceRow] = []
+    warnings: list[str] = []
+    for name, source in sorted(load_price_sources().items()):
+        if source.prices is None:
+            continue
+        try:
+            found = read_rows(source.prices)
+        except (OSError, CatalogFormatError) as exc:
+            warnings.append(f"provider {name!r} ships unreadable prices ({exc}); its runs cost 0")
+            continue
+        foreign = [row for row in found if row.provider != name]
+        if foreign:
+            warnings.append(
+                f"provider {name!r} ships {len(foreign)} price row(s) of other providers; ignored"
+            )
+        rows.extend(row for row in found if row.provider == name)
     return Catalog(
         version=book.version,
         effective_date=book.effective_date,
         retrieved_date=book.retrieved_date,
         origin="shipped",
-        path=SHIPPED_PRICES,
-        rows=read_rows(SHIPPED_PRICES),
+        path=None,
+        rows=rows,
+        warnings=warnings,
     )
 
 
@@ -242,7 +262,7 @@ def catalog_info(home: Path | str | None = None) -> dict[str, Any]:
     return {
         "version": catalog.version,
         "origin": catalog.origin,
-        "path": str(catalog.path),
+        "path": str(catalog.path) if catalog.path else "shipped with each provider",
         "effective_date": catalog.effective_date,
         "retrieved_date": catalog.retrieved_date,
         "age_days": catalog.age_days,

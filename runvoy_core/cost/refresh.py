@@ -21,7 +21,8 @@ from runvoy_core.cost.catalog import (
     load_catalog,
     write_rows,
 )
-from runvoy_core.cost.rules import CLOUD_PROVIDERS, load_rules
+from runvoy_core.cost.rules import load_rules
+from runvoy_core.cost.source import PriceSource, load_price_sources
 from runvoy_core.errors import RunvoyError, UsageError
 
 MAX_RELATIVE_CHANGE = Decimal("0.5")
@@ -39,21 +40,22 @@ class UnknownPriceSource(UsageError):
     )
 
 
-def _parsers() -> dict[str, Callable[[dict[str, Any], str], list[PriceRow]]]:
-    from runvoy_core.cost.sources import aws, azure, gcp
+def refreshable() -> dict[str, PriceSource]:
+    """The providers whose prices ``runvoy cost refresh`` can read (their source has a parser)."""
+    return {name: source for name, source in load_price_sources().items() if source.parse is not None}
 
-    return {"aws": aws.parse, "gcp": gcp.parse, "azure": azure.parse}
+
+def _parsers() -> dict[str, Callable[[dict[str, Any], str], list[PriceRow]]]:
+    return {name: source.parse for name, source in refreshable().items() if source.parse is not None}
 
 
 def detect_provider(payload: dict[str, Any]) -> str:
-    """Which API a recorded response came from, from its shape."""
-    if "PriceList" in payload or ("products" in payload and "terms" in payload):
-        return "aws"
-    if "skus" in payload:
-        return "gcp"
-    if "Items" in payload:
-        return "azure"
-    raise UnknownPriceSource("not a response of a known price API (no PriceList, skus or Items)")
+    """Which provider's price API a recorded response came from, asked of each provider's source."""
+    for name, source in sorted(refreshable().items()):
+        if source.detects is not None and source.detects(payload):
+            return name
+    known = ", ".join(sorted(refreshable())) or "none installed"
+    raise UnknownPriceSource(f"not a response of a known price API (providers with a price source: {known})")
 
 
 def parse_payload(
@@ -71,17 +73,22 @@ def read_payload_file(path: Path) -> dict[str, Any]:
         raise UsageError(f"no such file: {path}") from None
     except (OSError, ValueError) as exc:
         raise UnknownPriceSource(f"{path} is not a JSON price response: {exc}") from None
+    except RecursionError:
+        raise UnknownPriceSource(f"{path} is nested too deeply to be a price response") from None
     if not isinstance(data, dict):
         raise UnknownPriceSource(f"{path}: expected a JSON object")
     return data
 
 
 def fetch_payloads(provider: str, regions: list[str]) -> list[dict[str, Any]]:  # pragma: no cover - network
-    from runvoy_core.cost.sources import aws, azure, gcp
-
-    fetchers = {"aws": aws.fetch, "gcp": gcp.fetch, "azure": azure.fetch}
+    source = refreshable().get(provider)
+    if source is None or source.fetch is None:
+        raise UsageError(
+            f"provider {provider!r} has no price API runvoy can fetch",
+            hint="refresh from a saved response with --from-file",
+        )
     try:
-        return fetchers[provider](regions)
+        return source.fetch(regions)
     except RunvoyError:
         raise
     except Exception as exc:
@@ -176,11 +183,13 @@ def apply_refresh(plan: RefreshPlan, *, home: Path | str | None = None, force: b
     directory = cache_dir(home)
     write_rows(directory / CACHE_PRICES, rows)
     today = datetime.now(UTC).date().isoformat()
-    cloud_dates = [r.retrieved_date for r in rows if r.provider in CLOUD_PROVIDERS]
+    # prices nobody can refresh (the local provider's zeros) never make the catalog look old
+    refreshed_kinds = set(refreshable())
+    cloud_dates = [r.retrieved_date for r in rows if r.provider in refreshed_kinds]
     meta = {
         "version": f"{load_rules().version}+refresh.{today.replace('-', '')}",
         "effective_date": max(
-            (r.effective_date for r in rows if r.provider in CLOUD_PROVIDERS), default=today
+            (r.effective_date for r in rows if r.provider in refreshed_kinds), default=today
         ),
         # the oldest figure sets the age: refreshing one cloud does not make the others' prices fresh
         "retrieved_date": min(cloud_dates, default=today),

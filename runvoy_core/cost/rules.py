@@ -1,4 +1,4 @@
-"""Billing rules per provider (package data ``data/billing_rules.toml``): billed time, valid sizes, free storage.
+"""Billing rules per provider (each provider's ``PriceSource.rules`` TOML): billed time, valid sizes, free storage.
 
 Standard library only: ``runvoy cost estimate`` must answer fast, so nothing here imports pydantic.
 """
@@ -9,11 +9,10 @@ import functools
 import tomllib
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from pathlib import Path
 from typing import Any
 
-DATA_DIR = Path(__file__).parent / "data"
-RULES_FILE = DATA_DIR / "billing_rules.toml"
+from runvoy_core.cost.source import PriceSource, PriceSourceError
+
 MIB_PER_GIB = 1024
 
 
@@ -211,17 +210,43 @@ class RuleBook:
         return self.providers.get(provider)
 
 
-@functools.lru_cache(maxsize=4)
-def load_rules(path: Path = RULES_FILE) -> RuleBook:
-    with path.open("rb") as handle:
-        data = tomllib.load(handle)
-    meta = data.get("catalog", {})
+def rule_of(source: PriceSource) -> BillingRule:
+    """The billing rule a provider declares (its sizes too): what its compute validates requests with."""
+    return rule_book((source,)).providers[source.provider]
+
+
+def load_rules() -> RuleBook:
+    """The billing rules of every installed provider that declares a price source."""
+    from runvoy_core.cost.source import load_price_sources
+
+    return rule_book(tuple(load_price_sources().values()))
+
+
+@functools.lru_cache(maxsize=8)
+def rule_book(sources: tuple[PriceSource, ...]) -> RuleBook:
+    """The rules of these providers. The catalog's version is theirs when they agree (else each one's, named);
+    its effective date the newest, its retrieval date the oldest: one stale provider makes the catalog stale."""
+    providers: dict[str, BillingRule] = {}
+    versions: dict[str, str] = {}
+    effective: list[str] = []
+    retrieved: list[str] = []
+    for source in sources:
+        try:
+            data = tomllib.loads(source.rules.read_text(encoding="utf-8"))
+            meta = data.pop("catalog", {})
+            providers[source.provider] = BillingRule.from_toml(source.provider, data)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PriceSourceError(
+                f"the billing rules of provider {source.provider!r} cannot be read: {exc}"
+            ) from None
+        versions[source.provider] = str(meta.get("version", "unknown"))
+        effective.append(str(meta.get("effective_date", "")))
+        retrieved.append(str(meta.get("retrieved_date", "")))
+    distinct = sorted(set(versions.values()))
+    version = distinct[0] if len(distinct) == 1 else ",".join(f"{p}:{v}" for p, v in sorted(versions.items()))
     return RuleBook(
-        version=str(meta.get("version", "unknown")),
-        effective_date=str(meta.get("effective_date", "")),
-        retrieved_date=str(meta.get("retrieved_date", "")),
-        providers={name: BillingRule.from_toml(name, body) for name, body in data["providers"].items()},
+        version=version or "unknown",
+        effective_date=max(effective, default=""),
+        retrieved_date=min(retrieved, default=""),
+        providers=providers,
     )
-
-
-CLOUD_PROVIDERS = ("aws", "gcp", "azure")

@@ -1,8 +1,8 @@
 """The ``runvoy_*`` hooks a plugin may implement.
 
 A plugin module is named by an entry point in the group ``runvoy``; it must not import a cloud SDK at
-import time (factories are import strings, loaded on first use). It may set ``RUNVOY_PLUGIN_API = 1``;
-a plugin declaring another major version is reported and skipped.
+import time (factories are import strings, loaded on first use). It sets ``RUNVOY_PLUGIN_API = 2``; a plugin
+of API 1 still loads, with a notice (decision 0025), and one declaring any other version is reported and skipped.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ if TYPE_CHECKING:
     from runvoy_core.plugins.registry import ProviderRegistry
 
 PROJECT = "runvoy"
-PLUGIN_API_VERSION = 1
+PLUGIN_API_VERSION = 2
+SUPPORTED_PLUGIN_APIS = (1, 2)
+"""API 2 (decision 0025): capabilities are declared once, in the ProviderSpec, and optional features are the
+Protocols of runvoy_core.ports.optional. An API 1 plugin written from the old docs keeps working."""
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

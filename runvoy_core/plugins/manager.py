@@ -37,6 +37,8 @@ class LoadedPlugins:
     hooks: pluggy.PluginManager
     failures: list[PluginFailure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    """Plugins that load but should change something (an older plugin API)."""
 
 
 def _split_env(name: str) -> set[str]:
@@ -90,38 +92,78 @@ def load_plugins(extra_plugins: list[tuple[str, ModuleType | Any]] | None = None
         candidates.append((name, None, None, module))
 
     for name, dist, version, module in candidates:
-        api = getattr(module, "RUNVOY_PLUGIN_API", hookspecs.PLUGIN_API_VERSION)
-        if api != hookspecs.PLUGIN_API_VERSION:
-            result.failures.append(
-                PluginFailure(
-                    name,
-                    dist,
-                    f"plugin API version {api} is not supported (runvoy speaks {hookspecs.PLUGIN_API_VERSION})",
-                )
-            )
-            continue
-        try:
-            pm.register(module, name=name)
-        except ValueError as exc:  # registered twice under one name, or bad hookimpl
-            result.failures.append(PluginFailure(name, dist, str(exc)))
-            continue
-        hook = getattr(module, "runvoy_register_providers", None)
-        if hook is None:
-            continue
-        registry.current_plugin, registry.current_distribution, registry.current_version = name, dist, version
-        before = set(registry.names())
-        try:
-            hook(registry=registry)
-        except PluginError as exc:
-            result.failures.append(PluginFailure(name, dist, str(exc)))
-        except Exception as exc:
-            result.failures.append(PluginFailure(name, dist, f"{type(exc).__name__}: {exc}"))
-            # keep nothing half-registered from a plugin that failed
-            for added in set(registry.names()) - before:
-                registry._specs.pop(added, None)
-            pm.unregister(module)
-    registry.current_plugin, registry.current_distribution, registry.current_version = "", None, None
+        error = _register_plugin(pm, registry, name, dist, version, module, result.notices)
+        if error is not None:
+            result.failures.append(PluginFailure(name, dist, error))
     return result
+
+
+def _register_plugin(
+    pm: pluggy.PluginManager,
+    registry: ProviderRegistry,
+    name: str,
+    dist: str | None,
+    version: str | None,
+    module: Any,
+    notices: list[str],
+) -> str | None:
+    """Register one plugin and call its provider hook through pluggy; the reason it was refused, or None.
+
+    Everything that can go wrong with one plugin (a wrong API version, a hook with a wrong signature, a
+    misspelled hook name, a hook that raises or registers an invalid spec) is reported against that plugin
+    and leaves nothing of it behind: the other plugins, and the built-in local provider, load regardless.
+    """
+    api = getattr(module, "RUNVOY_PLUGIN_API", hookspecs.PLUGIN_API_VERSION)
+    if api not in hookspecs.SUPPORTED_PLUGIN_APIS:
+        supported = ", ".join(map(str, hookspecs.SUPPORTED_PLUGIN_APIS))
+        return f"plugin API version {api} is not supported (runvoy speaks {supported})"
+    if api != hookspecs.PLUGIN_API_VERSION:
+        notices.append(
+            f"plugin {name!r} speaks plugin API {api}: it loads, but capabilities set on its provider object are "
+            f"ignored; declare them in its ProviderSpec and set RUNVOY_PLUGIN_API = {hookspecs.PLUGIN_API_VERSION}"
+        )
+    try:
+        pm.register(module, name=name)
+    except Exception as exc:  # PluginValidationError (a hook's signature), ValueError (a name taken twice)
+        return _describe_error(exc)
+    unknown = _unknown_hooks(pm, module)
+    if unknown:
+        pm.unregister(module)
+        known = ", ".join(sorted(_spec_names()))
+        return f"implements no such hook: {', '.join(unknown)} (runvoy's hooks: {known})"
+    # only this plugin's implementation, called the pluggy way (so specname= is honoured)
+    others = [plugin for plugin in pm.get_plugins() if plugin is not module]
+    register_providers = pm.subset_hook_caller("runvoy_register_providers", remove_plugins=others)
+    with registry.plugin_scope(name, dist, version) as scope:
+        try:
+            register_providers(registry=registry)
+        except Exception as exc:
+            scope.discard()  # keep nothing half-registered from a plugin that failed
+            pm.unregister(module)
+            return _describe_error(exc)
+    return None
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, module: Any) -> list[str]:
+    """The plugin's hook implementations that match no hookspec (``check_pending``, for one plugin)."""
+    unknown = []
+    for caller in pm.get_hookcallers(module) or []:
+        if caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is module and not impl.optionalhook:
+                unknown.append(caller.name)
+    return sorted(set(unknown))
+
+
+def _spec_names() -> list[str]:
+    return [name for name in vars(hookspecs) if name.startswith("runvoy_")]
+
+
+def _describe_error(exc: Exception) -> str:
+    if isinstance(exc, PluginError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
 
 
 _CACHE: LoadedPlugins | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -66,6 +67,9 @@ class TaskState(BaseModel):
 
     ref: str
     execution_id: str | None = None
+    store_id: str | None = None
+    """The id of the store whose run this task is (read back from the task's tag); None: untagged (started
+    before tasks carried it, or by a provider that does not tag). Reconcile touches only its own store's."""
     phase: TaskPhase
     exit_code: int | None = None
     signal: int | None = None
@@ -84,6 +88,30 @@ class TaskState(BaseModel):
     @property
     def ended(self) -> bool:
         return self.phase in (TaskPhase.STOPPED, TaskPhase.UNKNOWN)
+
+
+def make_store_id(*parts: str) -> str:
+    """A short, stable id of a store, derived from what locates it (provider, account/region, table or
+    bucket), valid as an ECS tag, a Cloud Run label and an ACI tag value (decision 0016)."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12]
+
+
+@runtime_checkable
+class StoreScoped(Protocol):
+    """A compute that tags every task it starts with the id of the store its records are kept in, and reads
+    that tag back into ``TaskState.store_id`` (decision 0016)."""
+
+    @property
+    def store_id(self) -> str: ...
+
+
+@runtime_checkable
+class LeftoverSweeping(Protocol):
+    """A compute whose ended tasks hold something until ``cleanup`` (an ACI group): ``leftovers`` lists the
+    ended ones nobody cleaned up (their watcher died), without changing anything; reconcile cleans up those
+    of its own store."""
+
+    def leftovers(self) -> list[TaskState]: ...
 
 
 @runtime_checkable

@@ -1,9 +1,11 @@
-"""pytest fixtures for any runvoy test suite, a provider's included. In a conftest.py:
+"""pytest fixtures for any runvoy test suite, a provider's included. They are registered by the kit's pytest
+plugin (``runvoy_core.testing.plugin``, entry point ``pytest11``), so a suite uses them by name, with no import::
 
-    from runvoy_core.testing.fixtures import runvoy_home  # noqa: F401  (autouse)
+    @pytest.fixture(autouse=True)
+    def _isolated(runvoy_home):  # every test gets its own RUNVOY_HOME and config file
+        return runvoy_home
 
-Every test then gets its own RUNVOY_HOME and config file, and no RUNVOY_* selection leaks in from the
-machine running the tests.
+No RUNVOY_* selection leaks in from the machine running the tests.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import pytest
 SELECTION_VARIABLES = ("RUNVOY_PROVIDER", "RUNVOY_PROFILE", "RUNVOY_PLUGINS_ALLOW", "RUNVOY_PLUGINS_BLOCK")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def runvoy_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh RUNVOY_HOME and config file for this test, and no provider/profile selection from outside."""
     home = tmp_path / "runvoy-home"
     home.mkdir()
     monkeypatch.setenv("RUNVOY_HOME", str(home))

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Protocol
 
 from runvoy_core.providers.local.process import ExitInfo, ManagedProcess
+from runvoy_core.providers.local.tree import MarkedProcesses
+
+TASK_MARKER = "_RUNVOY_SIMULATED_TASK"
+"""Set in a simulated task's environment: how its processes are found when they leave its process group,
+as a container's would all end with it (the process rule, decision 0207)."""
 
 
 class SimulatorAdapter(Protocol):
@@ -33,18 +39,28 @@ class SimulatedTask:
         timeout: float | None = None,
         grace: float = 2.0,
         start_delay: float = 0.0,
+        start_gate: threading.Event | None = None,
     ) -> None:
         self.key = key
         self.argv = argv
         self.env = env
         self.adapter = adapter
         self.start_delay = start_delay
+        self.start_gate = start_gate
         self.exit_info: ExitInfo | None = None
         self.started_at: float | None = None
         self._stop_grace: float | None = None
         self._cancelled_before_start = False
         self._done = threading.Event()
-        self._process = ManagedProcess(argv, env=env, on_output=self._on_output, timeout=timeout, grace=grace)
+        marker = uuid.uuid4().hex
+        self._process = ManagedProcess(
+            argv,
+            env={**env, TASK_MARKER: marker},
+            on_output=self._on_output,
+            timeout=timeout,
+            grace=grace,
+            descendants=MarkedProcesses(TASK_MARKER, marker),
+        )
         self._thread = threading.Thread(target=self._run, name=f"sim-{key}", daemon=True)
 
     def _on_output(self, stream: str, timestamp: float, data: bytes | memoryview) -> None:
@@ -55,6 +71,10 @@ class SimulatedTask:
         try:
             if self.start_delay:
                 time.sleep(self.start_delay)
+            # a test holds the task before its start with a gate (a delay would race a loaded machine);
+            # a stop still ends the wait
+            while self.start_gate is not None and self._stop_grace is None and not self.start_gate.wait(0.05):
+                pass
             if self._stop_grace is not None:
                 self._cancelled_before_start = True
                 now = time.time()
@@ -65,6 +85,7 @@ class SimulatedTask:
                 self.adapter.on_start(self)
                 self.exit_info = self._process.run(should_stop=self._should_stop, tick=0.05)
             self.adapter.on_exit(self, self.exit_info)
+            self._process.end_leftovers()
         finally:
             self._done.set()
 
@@ -105,10 +126,18 @@ class CloudSimulator:
         timeout: float | None = None,
         grace: float = 2.0,
         start_delay: float = 0.0,
+        start_gate: threading.Event | None = None,
     ) -> SimulatedTask:
         with self._lock:
             task = SimulatedTask(
-                key, argv, env, adapter, timeout=timeout, grace=grace, start_delay=start_delay
+                key,
+                argv,
+                env,
+                adapter,
+                timeout=timeout,
+                grace=grace,
+                start_delay=start_delay,
+                start_gate=start_gate,
             )
             self._tasks[key] = task
         return task.begin()

@@ -40,7 +40,7 @@ def invoke() -> Callable[..., Outcome]:
     return _invoke
 
 
-def run_script(*args: str, timeout: float = 30, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_script(*args: str, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """The real console script, in a subprocess (exit codes, streaming, signals)."""
     return subprocess.run(
         [RUNVOY, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy(), **kwargs

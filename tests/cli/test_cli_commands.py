@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from runvoy_core.testing.waiting import wait_for
+
 Invoke = Callable[..., Any]
 CleanError = Callable[..., None]
 
@@ -87,12 +89,20 @@ def test_list_empty(invoke: Invoke) -> None:
     assert json.loads(invoke("list", "--json").out) == []
 
 
+def _wait_running(invoke: Invoke, execution_id: str) -> None:
+    wait_for(
+        lambda: json.loads(invoke("status", execution_id, "--json").out)["status"] == "RUNNING",
+        what=f"{execution_id} to be RUNNING",
+    )
+
+
 def test_wait_exits_with_the_exit_code(invoke: Invoke) -> None:
     detached = invoke("run", "-d", "sleep 0.3; exit 6").out.strip()
     result = invoke("wait", detached)
     assert result.code == 6 and result.out.startswith(f"{detached} FAILED (exit 6)")
-    still = invoke("run", "-d", "sleep 30").out.strip()
+    still = invoke("run", "-d", "sleep 300").out.strip()
     try:
+        _wait_running(invoke, still)
         timed = invoke("wait", still, "--timeout", "0.2s")
         assert timed.code == 124 and "still RUNNING" in timed.err
     finally:
@@ -100,7 +110,8 @@ def test_wait_exits_with_the_exit_code(invoke: Invoke) -> None:
 
 
 def test_kill_no_wait_and_json(invoke: Invoke) -> None:
-    detached = invoke("run", "-d", "sleep 30").out.strip()
+    detached = invoke("run", "-d", "sleep 300").out.strip()
+    _wait_running(invoke, detached)
     sent = invoke("kill", detached, "--no-wait", "--json")
     assert sent.code == 0 and json.loads(sent.out)["status"] in ("STOPPING", "CANCELLED")
     done = json.loads(invoke("wait", detached, "--json").out)
@@ -240,7 +251,7 @@ def test_playbook_runs_as_one_execution(invoke: Invoke, tmp_path: Path) -> None:
 
 def test_playbook_step_timeout(invoke: Invoke, tmp_path: Path) -> None:
     book = tmp_path / "slow.yaml"
-    book.write_text("steps:\n  - {name: slow, run: sleep 30, timeout: 1s}\n  - run: echo unreachable\n")
+    book.write_text("steps:\n  - {name: slow, run: sleep 300, timeout: 1s}\n  - run: echo unreachable\n")
     result = invoke("run", "-f", str(book))
     assert result.code == 124
     assert "==> [1/2] slow: timed out after 1s; stopping the playbook" in result.err

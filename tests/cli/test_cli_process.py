@@ -8,9 +8,11 @@ import os
 import select
 import signal
 import subprocess
-import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from runvoy_core.testing.waiting import DEADLINE, gate, wait_for
 
 Script = Callable[..., subprocess.CompletedProcess[str]]
 CleanError = Callable[..., None]
@@ -26,7 +28,7 @@ def _start(runvoy_bin: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+def _read_line(proc: subprocess.Popen[str], timeout: float = DEADLINE) -> str:
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     assert ready, f"no output within {timeout}s"
@@ -51,34 +53,41 @@ def test_exit_codes_and_streams(script: Script, clean_error: CleanError) -> None
     clean_error(script("run", "--provider", "nosuch", "true"), 125, "unknown provider")
 
 
-def test_output_is_streamed_while_the_command_runs(runvoy_bin: str) -> None:
-    proc = _start(runvoy_bin, "run", "echo first; sleep 2; echo second")
+def test_output_is_streamed_while_the_command_runs(runvoy_bin: str, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    # the command cannot end before the test has read the first line
+    proc = _start(runvoy_bin, "run", f"echo first; {gate(release)}; echo second")
     try:
-        assert _read_line(proc, timeout=5) == "first\n"
+        assert _read_line(proc) == "first\n"
         assert proc.poll() is None, "the first line came only at the end"
-        assert _read_line(proc, timeout=5) == "second\n"
-        assert proc.wait(timeout=5) == 0
+        release.touch()
+        assert _read_line(proc) == "second\n"
+        assert proc.wait(timeout=DEADLINE) == 0
     finally:
         proc.kill()
         proc.communicate()
 
 
-def test_sigkill_of_an_attached_cli_loses_nothing(runvoy_bin: str, script: Script) -> None:
-    proc = _start(runvoy_bin, "run", 'echo "id=$RUNVOY_EXECUTION_ID"; sleep 1; echo end; exit 7')
-    line = _read_line(proc, timeout=5)
+def test_sigkill_of_an_attached_cli_loses_nothing(runvoy_bin: str, script: Script, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    # the command outlives its watcher: it ends only once the test has killed the CLI
+    proc = _start(runvoy_bin, "run", f'echo "id=$RUNVOY_EXECUTION_ID"; {gate(release)}; echo end; exit 7')
+    line = _read_line(proc)
     execution_id = line.strip().removeprefix("id=")
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=5)
+    proc.communicate(timeout=DEADLINE)
     assert proc.returncode == -signal.SIGKILL
     # the dead watcher never wrote the end: the stored record is still active...
     stored = json.loads(script("list", "--no-refresh", "--json").stdout)
     assert [e["id"] for e in stored] == [execution_id]
     assert stored[0]["status"] in ("STARTING", "RUNNING")
+    release.touch()
     # ...and the next `status` converges it to the real outcome once the command has ended
-    deadline = time.monotonic() + 15
-    while (final := _status(script, execution_id))["status"] in ("STARTING", "RUNNING"):
-        assert time.monotonic() < deadline, final
-        time.sleep(0.2)
+    final = wait_for(
+        lambda: (data := _status(script, execution_id))["status"] not in ("STARTING", "RUNNING") and data,
+        what=f"{execution_id} to converge",
+        interval=0.2,
+    )
     assert (final["status"], final["exit_code"]) == ("FAILED", 7)
     assert final["finished_at"] is not None and [e["event"] for e in final["events"]][-1] == "finished"
     logs = script("logs", execution_id)
@@ -87,10 +96,10 @@ def test_sigkill_of_an_attached_cli_loses_nothing(runvoy_bin: str, script: Scrip
 
 
 def test_ctrl_c_once_stops_gracefully(runvoy_bin: str, script: Script) -> None:
-    proc = _start(runvoy_bin, "run", 'echo "id=$RUNVOY_EXECUTION_ID"; sleep 30')
-    execution_id = _read_line(proc, timeout=5).strip().removeprefix("id=")
+    proc = _start(runvoy_bin, "run", 'echo "id=$RUNVOY_EXECUTION_ID"; sleep 300')
+    execution_id = _read_line(proc).strip().removeprefix("id=")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=DEADLINE)
     assert "stopping" in err and "Traceback" not in err
     final = _status(script, execution_id)
     assert final["status"] == "CANCELLED"
@@ -98,16 +107,16 @@ def test_ctrl_c_once_stops_gracefully(runvoy_bin: str, script: Script) -> None:
 
 
 def test_ctrl_c_twice_kills(runvoy_bin: str, script: Script) -> None:
-    # the command ignores SIGTERM (and so does its sleep), so only the second Ctrl-C's SIGKILL ends it
-    proc = _start(
-        runvoy_bin, "run", "--stop-grace", "60s", "trap '' TERM; echo \"id=$RUNVOY_EXECUTION_ID\"; sleep 30"
-    )
-    execution_id = _read_line(proc, timeout=5).strip().removeprefix("id=")
+    # the command survives SIGTERM (a killed sleep only ends one turn of the loop) and says it got it, so
+    # the test knows the graceful stop landed; only the second Ctrl-C's SIGKILL ends it
+    command = "trap 'echo got-term' TERM; echo \"id=$RUNVOY_EXECUTION_ID\"; while :; do sleep 0.05; done"
+    proc = _start(runvoy_bin, "run", "--stop-grace", "60s", command)
+    execution_id = _read_line(proc).strip().removeprefix("id=")
     proc.send_signal(signal.SIGINT)
-    time.sleep(1.0)
-    assert proc.poll() is None, "a graceful stop must not end a command that ignores SIGTERM"
+    assert _read_line(proc) == "got-term\n"
+    assert proc.poll() is None, "a graceful stop must not end a command that survives SIGTERM"
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=DEADLINE)
     assert "killing" in err
     final = _status(script, execution_id)
     assert final["status"] == "CANCELLED"
@@ -119,7 +128,7 @@ def test_a_closed_output_pipe_stops_the_run_like_a_pipeline(runvoy_bin: str, scr
         ["/bin/sh", "-c", f"'{runvoy_bin}' run yes | head -2"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
         env=os.environ.copy(),
     )
     assert done.stdout == "y\ny\n"

@@ -14,6 +14,7 @@ import pytest
 
 from runvoy_cli.streams import TerminalOutput
 from runvoy_core.ports.logs import FileRange
+from runvoy_core.testing.waiting import DEADLINE, gate
 
 
 @pytest.fixture
@@ -113,11 +114,13 @@ def test_logs_of_big_output_are_byte_exact_per_stream(runvoy_bin: str, tmp_path:
     assert out_path.read_bytes() == subprocess.run(["seq", "1", "300000"], capture_output=True).stdout
 
 
-def test_logs_follow_with_timestamps_prints_each_line_as_it_comes(runvoy_bin: str) -> None:
+def test_logs_follow_with_timestamps_prints_each_line_as_it_comes(runvoy_bin: str, tmp_path: Path) -> None:
     import select
 
+    release = tmp_path / "release"
+    # the run cannot end before the test has read the first line from the follower
     started = subprocess.run(
-        [runvoy_bin, "run", "-d", "echo first; sleep 2; echo second"],
+        [runvoy_bin, "run", "-d", f"echo first; {gate(release)}; echo second"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -127,11 +130,12 @@ def test_logs_follow_with_timestamps_prints_each_line_as_it_comes(runvoy_bin: st
     )
     try:
         assert follower.stdout is not None
-        ready, _, _ = select.select([follower.stdout], [], [], 1.8)
+        ready, _, _ = select.select([follower.stdout], [], [], DEADLINE)
         assert ready, "the first line was held back"
         assert follower.stdout.readline().endswith("Z first\n")
         assert follower.poll() is None
-        rest, _ = follower.communicate(timeout=30)
+        release.touch()
+        rest, _ = follower.communicate(timeout=DEADLINE)
         assert rest.endswith("Z second\n") and follower.returncode == 0
     finally:
         follower.kill()

@@ -15,9 +15,13 @@ from runvoy_core.providers.local.register import LocalLockRegister
 from runvoy_core.providers.local.store import LocalStore
 from runvoy_core.testing.conformance import (
     ComputeConformance,
+    ContractConformance,
+    CostConformance,
+    CostExample,
     LockRegisterConformance,
     LogsConformance,
     PackagingConformance,
+    RunnerConformance,
     StoreConformance,
 )
 
@@ -34,9 +38,9 @@ def provider(runvoy_home: Path) -> Iterator[LocalProvider]:
 
 class TestLocalCompute(ComputeConformance):
     poll_interval = 0.02
-    max_wait = 10.0
-    stop_margin = 3.0
-    log_wait = 2.0
+    max_wait = 60.0  # bounds a hang only: waits return as soon as the state is reached
+    stop_margin = 20.0  # room for a loaded machine, below the 30 s grace a force stop must beat
+    log_wait = 30.0
 
     def impossible_request(self) -> ExecutionRequest:
         # the local provider ignores cpu and memory; an image without a container runtime it cannot run
@@ -45,8 +49,8 @@ class TestLocalCompute(ComputeConformance):
 
 class TestLocalLogs(LogsConformance):
     poll_interval = 0.02
-    max_wait = 10.0
-    log_wait = 2.0
+    max_wait = 60.0  # bounds a hang only: waits return as soon as the state is reached
+    log_wait = 30.0
 
 
 class TestLocalStore(StoreConformance):
@@ -69,3 +73,20 @@ class TestLocalPackaging(PackagingConformance):
     provider_name = "local"
     entry_point_module = "runvoy_core.providers.local.plugin"
     forbidden_modules = ["boto3", "botocore", "google", "azure"]
+
+
+class TestLocalContract(ContractConformance):
+    pass
+
+
+class TestLocalRunner(RunnerConformance):
+    max_wait = 60.0
+
+    @pytest.fixture
+    def runvoy_args(self, runvoy_home: Path) -> tuple[str, dict[str, object]]:
+        return "local", {}
+
+
+class TestLocalCost(CostConformance):
+    provider_name = "local"
+    examples = [CostExample(cpu="2", memory="4GiB", seconds=3600, runs=1000, total="0.00")]

@@ -69,10 +69,17 @@ def runvoy_register_providers(registry):
 
 
 def test_plugin_api_version_mismatch_is_reported() -> None:
-    future = _module("future_plugin", "RUNVOY_PLUGIN_API = 2\n" + GOOD.format(name="future"))
+    future = _module("future_plugin", "RUNVOY_PLUGIN_API = 3\n" + GOOD.format(name="future"))
     loaded = load_plugins(extra_plugins=[("future", future)])
     assert "future" not in loaded.registry
-    assert any("API version 2" in f.error for f in loaded.failures)
+    assert any("API version 3" in f.error for f in loaded.failures)
+
+
+def test_a_plugin_of_the_previous_api_loads_with_a_notice() -> None:
+    older = _module("older_plugin", "RUNVOY_PLUGIN_API = 1\n" + GOOD.format(name="older"))
+    loaded = load_plugins(extra_plugins=[("older", older)])
+    assert "older" in loaded.registry and not loaded.failures
+    assert any("plugin API 1" in notice and "ProviderSpec" in notice for notice in loaded.notices)
 
 
 def test_block_and_allow_lists(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,3 +106,146 @@ def test_unimportable_entry_point_is_isolated(tmp_path: Path, monkeypatch: pytes
     assert failure.distribution == "fakeplugin" and "missing SDK" in failure.error
     assert "local" in loaded.registry
     sys.modules.pop("fake_runvoy_plugin", None)
+
+
+def test_a_hook_with_a_wrong_signature_is_isolated() -> None:
+    """pluggy's PluginValidationError (an argument the hookspec does not have) is that plugin's failure."""
+    wrong = _module(
+        "wrong_signature_plugin",
+        """
+from runvoy_core.plugins import hookimpl
+@hookimpl
+def runvoy_register_providers(registry, something_else):
+    pass
+""",
+    )
+    good = _module("good_plugin2", GOOD.format(name="good2"))
+    loaded = load_plugins(extra_plugins=[("wrong", wrong), ("good2", good)])
+    assert "good2" in loaded.registry and "local" in loaded.registry
+    failure = next(f for f in loaded.failures if f.plugin == "wrong")
+    assert "something_else" in failure.error
+    assert wrong not in loaded.hooks.get_plugins()
+
+
+def test_a_misspelled_hook_is_that_plugins_load_error() -> None:
+    misspelled = _module(
+        "misspelled_plugin",
+        """
+from runvoy_core.plugins import ProviderSpec, hookimpl
+@hookimpl
+def runvoy_register_provider(registry):
+    registry.register(ProviderSpec(name="never", factory="a.b:c"))
+""",
+    )
+    loaded = load_plugins(extra_plugins=[("misspelled", misspelled)])
+    failure = next(f for f in loaded.failures if f.plugin == "misspelled")
+    assert "runvoy_register_provider" in failure.error and "runvoy_register_providers" in failure.error
+    assert "never" not in loaded.registry and "local" in loaded.registry
+    loaded.hooks.check_pending()  # nothing unknown is left registered
+
+
+def test_an_optional_hook_of_a_newer_runvoy_is_accepted() -> None:
+    optional = _module(
+        "optional_plugin",
+        """
+from runvoy_core.plugins import ProviderSpec, hookimpl
+@hookimpl(optionalhook=True)
+def runvoy_some_future_hook(thing):
+    pass
+"""
+        + GOOD.format(name="optional"),
+    )
+    loaded = load_plugins(extra_plugins=[("optional", optional)])
+    assert "optional" in loaded.registry
+    assert not [f for f in loaded.failures if f.plugin == "optional"]
+
+
+def test_specname_is_honoured() -> None:
+    """A hook implementation named otherwise, bound to the hookspec with ``specname``."""
+    named = _module(
+        "specname_plugin",
+        """
+from runvoy_core.plugins import ProviderSpec, hookimpl
+@hookimpl(specname="runvoy_register_providers")
+def add_my_providers(registry):
+    registry.register(ProviderSpec(name="named", factory="a.b:c"))
+""",
+    )
+    loaded = load_plugins(extra_plugins=[("named", named)])
+    assert "named" in loaded.registry
+    assert loaded.registry.get("named").plugin == "named"  # type: ignore[union-attr]
+
+
+def test_each_plugin_registers_only_once() -> None:
+    """The provider hook of one plugin is not called again when the next plugin loads."""
+    counted = _module(
+        "counting_plugin",
+        """
+from runvoy_core.plugins import ProviderSpec, hookimpl
+CALLS = []
+@hookimpl
+def runvoy_register_providers(registry):
+    CALLS.append(1)
+    registry.register(ProviderSpec(name="counted", factory="a.b:c"))
+""",
+    )
+    later = _module("later_plugin", GOOD.format(name="later"))
+    loaded = load_plugins(extra_plugins=[("counted", counted), ("later", later)])
+    assert counted.CALLS == [1]
+    assert {"counted", "later"} <= set(loaded.registry.names()) and not loaded.failures
+
+
+def test_a_plugin_failing_halfway_leaves_nothing_registered() -> None:
+    halfway = _module(
+        "halfway_plugin",
+        """
+from runvoy_core.plugins import ProviderSpec, hookimpl
+@hookimpl
+def runvoy_register_providers(registry):
+    registry.register(ProviderSpec(name="first-half", factory="a.b:c"))
+    registry.register({"name": "Not Valid", "factory": "a.b:c"})
+""",
+    )
+    loaded = load_plugins(extra_plugins=[("halfway", halfway)])
+    assert "first-half" not in loaded.registry
+    assert any(f.plugin == "halfway" and "lowercase" in f.error for f in loaded.failures)
+
+
+def _installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> None:
+    dist = tmp_path / f"{name}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[runvoy]\n{name} = {name}_module\n")
+    (tmp_path / f"{name}_module.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+
+
+def test_a_broken_installed_plugin_never_breaks_a_local_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end through the real CLI in a subprocess: the run works, `runvoy providers` names the plugin."""
+    import json
+    import subprocess
+
+    _installed_plugin(
+        tmp_path,
+        monkeypatch,
+        "badsig",
+        """
+from runvoy_core.plugins import hookimpl
+@hookimpl
+def runvoy_register_providers(registry, unexpected_argument):
+    pass
+""",
+    )
+    monkeypatch.delenv("RUNVOY_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    cli = [str(Path(sys.executable).parent / "runvoy")]
+    run = subprocess.run([*cli, "run", "echo still-works"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "still-works"
+    listing = subprocess.run([*cli, "providers", "--json"], capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    failures = json.loads(listing.stdout)["failures"]
+    assert any(f["plugin"] == "badsig" and "unexpected_argument" in f["error"] for f in failures)
+    sys.modules.pop("badsig_module", None)

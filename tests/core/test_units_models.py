@@ -21,7 +21,7 @@ from runvoy_core.units import format_duration, format_memory, parse_cpu, parse_d
         ("1.5GiB", 1536),
         ("256", 256),
         (1024, 1024),
-        ("1TiB", 1048576),
+        ("0.0625TiB", 65536),
     ],
 )
 def test_memory_units(text: object, mib: int) -> None:

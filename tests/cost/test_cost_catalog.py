@@ -1,4 +1,4 @@
-"""The shipped catalog (package data), the user cache and its fallback, staleness, catalog_info."""
+"""The shipped catalog (each provider's price source), the user cache and its fallback, staleness, catalog_info."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from pathlib import Path
 
 from runvoy_core.cost.catalog import (
     COLUMNS,
-    SHIPPED_PRICES,
     cache_dir,
     catalog_info,
     load_catalog,
-    read_rows,
     write_rows,
 )
 from runvoy_core.cost.rules import load_rules
+from runvoy_core.cost.source import load_price_sources
 from runvoy_core.models import Resources
 
 PRICING_MD_REGIONS = {
@@ -27,11 +26,21 @@ PRICING_MD_REGIONS = {
 }
 
 
+def _shipped_raw() -> list[dict[str, str]]:
+    raw: list[dict[str, str]] = []
+    for name, source in load_price_sources().items():
+        assert source.prices is not None, name
+        with source.prices.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            assert tuple(reader.fieldnames or ()) == COLUMNS
+            rows = list(reader)
+        assert {row["provider"] for row in rows} == {name}, "a provider ships only its own prices"
+        raw.extend(rows)
+    return raw
+
+
 def test_shipped_catalog_has_every_column_and_decimal_strings() -> None:
-    with SHIPPED_PRICES.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        assert tuple(reader.fieldnames or ()) == COLUMNS
-        raw = list(reader)
+    raw = _shipped_raw()
     assert len(raw) > 50
     for row in raw:
         assert Decimal(row["price"]) >= 0
@@ -39,7 +48,7 @@ def test_shipped_catalog_has_every_column_and_decimal_strings() -> None:
         assert row["source"] and row["currency"] == "USD"
         datetime.strptime(row["effective_date"], "%Y-%m-%d")
         datetime.strptime(row["retrieved_date"], "%Y-%m-%d")
-    rows = read_rows(SHIPPED_PRICES)
+    rows = load_catalog().rows
     keys = [r.key for r in rows]
     assert len(keys) == len(set(keys)), "one price per provider/region/os/arch/capacity/dimension"
 
@@ -75,7 +84,7 @@ def test_catalog_info_reports_dates_and_age() -> None:
 
 
 def _write_cache(home: Path, retrieved: str, vcpu_price: str = "0.05") -> None:
-    rows = read_rows(SHIPPED_PRICES)
+    rows = load_catalog().rows
     changed = []
     for row in rows:
         if (

@@ -7,10 +7,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from runvoy_aws import pricing as aws
+from runvoy_azure import pricing as azure
+from runvoy_gcp import pricing as gcp
 
 from runvoy_core.cost import refresh
 from runvoy_core.cost.catalog import load_catalog
-from runvoy_core.cost.sources import aws, azure, gcp
 from runvoy_core.errors import UsageError
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -136,13 +136,15 @@ def test_cloud_run_invalid_sizes(cpu: str, mib: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cpu", "mib"), [("0.1", 512), ("0.5", 1536), ("1", 1024), ("2.5", 3000), ("4", 16384)]
+    ("cpu", "mib"), [("0.1", 512), ("0.25", 1024), ("0.5", 1536), ("1", 1024), ("2.5", 3000), ("4", 16384)]
 )
 def test_aci_valid_sizes(cpu: str, mib: int) -> None:
     assert rule("azure").size_problem(D(cpu), mib) is None
 
 
-@pytest.mark.parametrize(("cpu", "mib"), [("0.25", 1024), ("5", 1024), ("1", 17408), ("1", 64)])
+@pytest.mark.parametrize(
+    ("cpu", "mib"), [("0.255", 1024), ("0.05", 1024), ("5", 1024), ("1", 17408), ("1", 64)]
+)
 def test_aci_invalid_sizes(cpu: str, mib: int) -> None:
     assert rule("azure").size_problem(D(cpu), mib) is not None
 
@@ -163,7 +165,8 @@ def test_aci_bills_memory_rounded_up_to_a_tenth_of_a_gb() -> None:
         ("gcp", "0.25", 256, ("1", 512)),
         ("gcp", "3", 2048, ("4", 2048)),
         ("gcp", "1", 6144, ("2", 6144)),
-        ("azure", "0.25", 512, ("0.3", 512)),
+        ("azure", "0.25", 512, ("0.25", 512)),
+        ("azure", "0.255", 512, ("0.26", 512)),
     ],
 )
 def test_round_up_to_nearest_valid_size(provider: str, cpu: str, mib: int, expected: tuple[str, int]) -> None:

@@ -10,12 +10,13 @@ from runvoy_core.ports.compute import TaskSpec
 from runvoy_core.providers.local.logs import LocalLogs
 from runvoy_core.providers.local.process import READ_SIZE
 from runvoy_core.providers.local.provider import LocalProvider
+from runvoy_core.testing.waiting import DEADLINE, gate, wait_for
 
 
 def run(home: Path, script: str, key: str) -> tuple[LocalProvider, str]:
     provider = LocalProvider(home)
     ref = provider.compute.start(TaskSpec(execution_id=key, argv=["/bin/sh", "-c", script]), key)
-    state = provider.compute.wait(ref, 30)
+    state = provider.compute.wait(ref, DEADLINE)
     assert state.ended, state
     return provider, ref
 
@@ -50,12 +51,25 @@ def test_lines_longer_than_the_read_buffer_lose_no_byte(runvoy_home: Path) -> No
     provider.close()
 
 
-def test_slow_lines_keep_their_order_across_streams(runvoy_home: Path) -> None:
-    script = "; ".join(f"echo out{i}; sleep 0.05; echo err{i} >&2; sleep 0.05" for i in range(4))
-    provider, ref = run(runvoy_home, script, "order")
-    assert events(provider, ref) == [
+def test_slow_lines_keep_their_order_across_streams(runvoy_home: Path, tmp_path: Path) -> None:
+    expected = [
         (stream, f"{name}{i}") for i in range(4) for stream, name in (("stdout", "out"), ("stderr", "err"))
     ]
+    # each line is written only once the one before was captured: the order to keep is certain (a pause
+    # would not be on a loaded machine, where the supervisor may read both pipes in one go)
+    steps = [
+        f"{gate(tmp_path / f'go{n}')}; echo {message}{' >&2' if stream == 'stderr' else ''}"
+        for n, (stream, message) in enumerate(expected)
+    ]
+    provider = LocalProvider(runvoy_home)
+    ref = provider.compute.start(
+        TaskSpec(execution_id="order", argv=["/bin/sh", "-c", "; ".join(steps)]), "order"
+    )
+    for n in range(len(expected)):
+        (tmp_path / f"go{n}").touch()
+        wait_for(lambda n=n: len(events(provider, ref)) > n, what=f"line {n + 1} to be captured")  # type: ignore[misc]
+    assert provider.compute.wait(ref, DEADLINE).ended
+    assert events(provider, ref) == expected
     provider.close()
 
 

@@ -53,8 +53,10 @@ def hold(home: Path, work: Path, name: str, lease_s: float) -> int:
     lease = manager.acquire(
         name, LockHolder(execution_id=f"holder-{os.getpid()}"), mode=OnConflict.WAIT, timeout=30
     )
-    (work / "holder.ready").write_text(str(lease.fence))
+    (work / "holder.ready.tmp").write_text(str(lease.fence))
+    (work / "holder.ready.tmp").replace(work / "holder.ready")  # whole or absent, never half-written
     writes = work / "holder.writes"
+    renewals = 0
     next_renew = time.monotonic() + lease.renew_interval
     while True:
         try:
@@ -67,7 +69,10 @@ def hold(home: Path, work: Path, name: str, lease_s: float) -> int:
             f.write(f"{lease.fence}\n")
         if time.monotonic() >= next_renew:
             renewed = lease.renew()
-            (work / "holder.renewed").write_text(str(renewed))
+            renewals += 1
+            # replaced whole, so the test never reads a half-written count
+            (work / "holder.renewed.tmp").write_text(f"{renewals} {renewed}")
+            (work / "holder.renewed.tmp").replace(work / "holder.renewed")
             next_renew = time.monotonic() + lease.renew_interval
         time.sleep(0.02)
 

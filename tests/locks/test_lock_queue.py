@@ -18,6 +18,7 @@ from runvoy_core.locks import LockManager
 from runvoy_core.metrics import Metrics
 from runvoy_core.models import LockHolder
 from runvoy_core.testing.memory_register import FaultyRegister, MemoryLockRegister
+from runvoy_core.testing.waiting import DEADLINE, wait_for
 
 LEASE, GRACE = 30.0, 5.0
 
@@ -146,11 +147,16 @@ def test_threads_get_the_lock_in_the_order_they_queued() -> None:
         t.start()
         threads.append(t)
         # the next thread starts only once this one holds a ticket
-        while reg.read(queue_key("deploy")) is None or reg.read(queue_key("deploy")).value["next"] != i + 2:
-            time.sleep(0.005)
+        wait_for(
+            lambda i=i: (
+                (counter := reg.read(queue_key("deploy"))) is not None and counter.value["next"] == i + 2
+            ),
+            what=f"thread {i} to hold a ticket",
+            interval=0.005,
+        )
     first.release()
     for t in threads:
-        t.join(30)
+        t.join(DEADLINE)
     assert order == [0, 1, 2, 3, 4]
 
 
@@ -173,20 +179,20 @@ def test_queued_cli_runs_start_in_the_order_they_came(runvoy_home: Path, tmp_pat
 
     first = runvoy("run", "--lock", "deploy", f"while [ ! -e {gate} ]; do sleep 0.05; done")
     register = LocalLockRegister(runvoy_home)
-    deadline = time.monotonic() + 30
-    while register.read("deploy") is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: register.read("deploy"), what="the first run to hold the lock")
     waiting = []
     for i in range(4):
         waiting.append(runvoy("run", "--lock", "deploy", "--on-conflict", "queue", f"echo {i} >> {order}"))
-        while time.monotonic() < deadline:  # the next run comes only once this one holds its ticket
-            counter = register.read(queue_key("deploy"))
-            if counter is not None and counter.value["next"] == i + 2:
-                break
-            time.sleep(0.02)
+        # the next run comes only once this one holds its ticket
+        wait_for(
+            lambda i=i: (
+                (counter := register.read(queue_key("deploy"))) is not None and counter.value["next"] == i + 2
+            ),
+            what=f"run {i} to hold a ticket",
+        )
     gate.touch()
     for run in [first, *waiting]:
-        _out, err = run.communicate(timeout=60)
+        _out, err = run.communicate(timeout=120)
         assert run.returncode == 0, err
     assert order.read_text().split() == ["0", "1", "2", "3"]
 

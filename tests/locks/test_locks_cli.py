@@ -174,3 +174,12 @@ def test_status_shows_the_runs_queued_for_the_lock(locks: LockManager, runvoy_ho
     ]
     code, out, _err = invoke("locks", "list")
     assert "~" not in out  # the queue's records are not locks
+
+
+def test_release_of_a_lock_whose_run_was_never_recorded_does_not_suggest_kill(locks: LockManager) -> None:
+    """A CLI killed between the lock grant and the record: there is no run to `runvoy kill`."""
+    locks.acquire("deploy", holder("9h05t0000002"))
+    code, _out, err = invoke("locks", "release", "deploy")
+    assert code == 75, err
+    assert "runvoy kill" not in err
+    assert "never recorded" in err and "runvoy locks release deploy --force" in err

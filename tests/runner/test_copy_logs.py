@@ -4,11 +4,13 @@ ranges, raw chunks, or pages of events), optionally following the run to its end
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
+from pathlib import Path
 
 from runvoy_core.api import Runvoy
 from runvoy_core.models import LogEvent
 from runvoy_core.ports.logs import FileRange
+from runvoy_core.testing.waiting import DEADLINE, gate, wait_for
 
 SCRIPT = "for i in $(seq 1 2000); do echo out$i; done; echo err1 >&2; echo last"
 
@@ -65,42 +67,45 @@ def test_ranges_raw_chunks_and_events_carry_the_same_output() -> None:
     assert {k: "".join(m + "\n" for m in v) for k, v in events.by_stream().items()} == EXPECTED
 
 
-def test_following_copies_until_the_run_ends() -> None:
+def _release_once(seen: Callable[[], bool], release: Path, arrived: list[bool]) -> threading.Thread:
+    """Open the command's gate once the sink has the first line (or, failing that, after the deadline, so
+    a broken follow fails the test instead of hanging it)."""
+
+    def watch() -> None:
+        try:
+            wait_for(seen, what="the first line to reach the sink while the run still runs")
+            arrived.append(True)
+        finally:
+            release.touch()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_following_copies_until_the_run_ends(tmp_path: Path) -> None:
     rv = Runvoy()
-    execution = rv.submit("echo first; sleep 1; echo second; echo bye >&2")
+    release = tmp_path / "release"
+    # the run cannot go on until the first line was copied: it can only have been copied while it ran
+    execution = rv.submit(f"echo first; {gate(release)}; echo second; echo bye >&2")
     sink = RangeSink()
-    seen_first_at: list[float] = []
-
-    def watch_first() -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and b"first" not in sink.raw.get("stdout", b""):
-            time.sleep(0.02)
-        seen_first_at.append(time.monotonic())
-
-    watcher = threading.Thread(target=watch_first)
-    watcher.start()
-    started = time.monotonic()
+    arrived: list[bool] = []
+    watcher = _release_once(lambda: b"first" in sink.raw.get("stdout", b""), release, arrived)
     rv.copy_logs(execution.id, sink, follow=True)
-    ended = time.monotonic()
-    watcher.join()
+    watcher.join(DEADLINE)
+    assert arrived == [True], "the first line came only at the end"
     assert sink.raw == {"stdout": b"first\nsecond\n", "stderr": b"bye\n"}
-    assert seen_first_at[0] - started < ended - started - 0.5, "the first line came only at the end"
     assert rv.status(execution.id).status.is_terminal
 
 
-def test_an_event_only_sink_gets_each_page_as_it_is_read() -> None:
+def test_an_event_only_sink_gets_each_page_as_it_is_read(tmp_path: Path) -> None:
     rv = Runvoy()
-    execution = rv.submit("echo a; sleep 1; echo b")
+    release = tmp_path / "release"
+    execution = rv.submit(f"echo a; {gate(release)}; echo b")
     sink = EventSink()
-    arrivals: list[float] = []
-    write = sink.write_events
-
-    def timed_write(events: list[LogEvent]) -> None:
-        arrivals.append(time.monotonic())
-        write(events)
-
-    sink.write_events = timed_write  # type: ignore[method-assign]
+    arrived: list[bool] = []
+    watcher = _release_once(lambda: bool(sink.pages), release, arrived)
     rv.copy_logs(execution.id, sink, follow=True)
-    ended = time.monotonic()
+    watcher.join(DEADLINE)
     assert sink.by_stream() == {"stdout": ["a", "b"]}
-    assert len(sink.pages) == 2 and ended - arrivals[0] > 0.5, "the first line was held back"
+    assert arrived == [True] and len(sink.pages) == 2, "the first line was held back"

@@ -12,6 +12,7 @@ from runvoy_core.api import Runvoy
 from runvoy_core.errors import TransientProviderError, ValidationFailed
 from runvoy_core.models import Status
 from runvoy_core.testing.sinks import RecordingSink as Sink
+from runvoy_core.testing.waiting import DEADLINE, wait_for, wait_for_status
 
 
 @pytest.fixture
@@ -43,26 +44,23 @@ def test_run_failure_keeps_exit_code(rv: Runvoy) -> None:
 
 def test_timeout_ends_as_timed_out(rv: Runvoy) -> None:
     start = time.monotonic()
-    ex = rv.run("sleep 60", timeout="1s", stop_grace="1s")
+    ex = rv.run("sleep 300", timeout="1s", stop_grace="1s")
     assert ex.status == Status.TIMED_OUT
-    assert time.monotonic() - start < 6
+    assert time.monotonic() - start < 120  # the command alone would take 300 s
 
 
 def test_detached_run_converges_on_read_and_kill_cancels(rv: Runvoy) -> None:
-    ex = rv.submit("sleep 30")
+    ex = rv.submit("sleep 300")
     assert ex.status == Status.STARTING
-    deadline = time.monotonic() + 5
-    while rv.status(ex.id).status != Status.RUNNING:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    killed = rv.kill(ex.id, wait=10)
+    wait_for_status(rv, ex.id, Status.RUNNING)
+    killed = rv.kill(ex.id, wait=DEADLINE)
     assert killed.status == Status.CANCELLED
     assert rv.list(limit=5)[0].id == ex.id
 
 
 def test_detached_run_finishes_without_a_watcher(rv: Runvoy) -> None:
     ex = rv.submit("echo done; exit 4")
-    final = rv.wait(ex.id, timeout=10)
+    final = rv.wait(ex.id, timeout=DEADLINE)
     assert final.status == Status.FAILED and final.exit_code == 4
     assert [e.message for e in rv.logs(ex.id)] == ["done"]
 
@@ -110,7 +108,7 @@ def test_bad_request_is_a_clear_error(rv: Runvoy) -> None:
 def test_reconcile_reports_what_it_repaired(rv: Runvoy) -> None:
     """A run whose watcher died is finalized by reconcile, and reported as repaired."""
     ex = rv.submit("exit 5")
-    rv.runner.provider.compute.wait(ex.task_ref, 10)  # type: ignore[attr-defined]
+    assert rv.runner.provider.compute.wait(ex.task_ref, DEADLINE).ended  # type: ignore[attr-defined]
     actions = rv.reconcile()
     repaired = [a for a in actions if a.get("execution") == ex.id]
     assert repaired and repaired[0]["action"] == "repaired" and repaired[0]["to"] == "FAILED"
@@ -128,20 +126,19 @@ def test_other_shells_writing_the_record_never_break_the_watcher() -> None:
 
     def attached() -> None:
         result["ex"] = watcher_rv.run(
-            "sleep 30",
+            "sleep 300",
             stop_grace="1s",
             on_start=lambda handle: (result.setdefault("id", handle.execution.id), started.set()),
         )
 
     thread = threading.Thread(target=attached, daemon=True)
     thread.start()
-    assert started.wait(10)
+    assert started.wait(DEADLINE)
     execution_id = str(result["id"])
-    deadline = time.monotonic() + 10
-    while other.status(execution_id).status != Status.RUNNING:  # an observer's writes race the watcher's
-        assert time.monotonic() < deadline
+    # an observer's writes race the watcher's (polled without a pause, to make the race likely)
+    wait_for(lambda: other.status(execution_id).status == Status.RUNNING, what="RUNNING", interval=0)
     other.kill(execution_id)
-    thread.join(20)
+    thread.join(DEADLINE)
     ex = result["ex"]
     assert ex.status == Status.CANCELLED, (ex.status, ex.reason)  # type: ignore[attr-defined]
 

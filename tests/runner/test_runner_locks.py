@@ -4,13 +4,14 @@ detached runs keep theirs, and a run that loses its lock is stopped and says why
 from __future__ import annotations
 
 import threading
-import time
+from pathlib import Path
 
 from runvoy_core.api import Runvoy
 from runvoy_core.config import load_settings
 from runvoy_core.errors import LockHeld
 from runvoy_core.locks import LockManager
 from runvoy_core.models import LockHolder, LockState, Status
+from runvoy_core.testing.waiting import DEADLINE, gate, wait_for
 
 
 def _state(rv: Runvoy, name: str) -> LockState | None:
@@ -33,19 +34,22 @@ def test_failed_and_timed_out_runs_release_their_lock() -> None:
     rv = Runvoy()
     assert rv.run("exit 2", lock="l1").status == Status.FAILED
     assert _state(rv, "l1") == LockState.RELEASED
-    assert rv.run("sleep 30", lock="l2", timeout="1s", stop_grace="1s").status == Status.TIMED_OUT
+    assert rv.run("sleep 300", lock="l2", timeout="1s", stop_grace="1s").status == Status.TIMED_OUT
     assert _state(rv, "l2") == LockState.RELEASED
 
 
-def test_detached_run_keeps_its_lock_until_an_observer_sees_it_end() -> None:
+def test_detached_run_keeps_its_lock_until_an_observer_sees_it_end(tmp_path: Path) -> None:
     rv = Runvoy()
-    ex = rv.submit("sleep 1", lock="deploy")
+    release = tmp_path / "release"
+    ex = rv.submit(gate(release), lock="deploy")
     try:
         Runvoy().submit("true", lock="deploy")
         raise AssertionError("the second run must not start while the first holds the lock")
     except LockHeld as exc:
         assert ex.id in exc.message
-    final = rv.wait(ex.id, timeout=15)
+    finally:
+        release.touch()
+    final = rv.wait(ex.id, timeout=DEADLINE)
     assert final.status == Status.SUCCEEDED
     assert _state(rv, "deploy") == LockState.RELEASED
 
@@ -54,26 +58,26 @@ def test_a_run_that_loses_its_lock_is_stopped_and_says_why() -> None:
     rv = Runvoy(settings=load_settings(lock_lease="3s"))
     result: dict[str, object] = {}
     watcher = threading.Thread(
-        target=lambda: result.setdefault("ex", rv.run("sleep 30", lock="job", stop_grace="1s")), daemon=True
+        target=lambda: result.setdefault("ex", rv.run("sleep 300", lock="job", stop_grace="1s")), daemon=True
     )
     watcher.start()
     manager = LockManager(rv.register, lease=3)
-    deadline = time.monotonic() + 10
-    while True:  # steal it once the run is really running under it
+
+    def held_by_a_running_run() -> object:
         found = manager.get("job")
         holder = found[0].holder.execution_id if found and found[0].state == LockState.HELD else None
-        if holder and rv.store.get(holder) and rv.store.get(holder).status == Status.RUNNING:  # type: ignore[union-attr]
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    record, version = found  # type: ignore[misc]
+        record = rv.store.get(holder) if holder else None
+        return found if record is not None and record.status == Status.RUNNING else None
+
+    # steal it once the run is really running under it
+    record, version = wait_for(held_by_a_running_run, what="the run to hold the lock")  # type: ignore[misc]
     assert manager.force_release("job", version, by="test")
     intruder = manager.acquire("job", LockHolder(user="intruder"))
     assert intruder.fence == record.fence + 1
-    watcher.join(30)
+    watcher.join(DEADLINE)
     ex = result["ex"]
     assert ex.status == Status.FAILED  # type: ignore[attr-defined]
-    assert "lock was lost" in (ex.reason or "")  # type: ignore[attr-defined]
+    assert "no longer held lock 'job'" in (ex.reason or "")  # type: ignore[attr-defined]
     events = [e.event for e in rv.events(ex.id)]  # type: ignore[attr-defined]
     assert "stop:lock_lost" in events
     assert manager.get("job")[0].holder.user == "intruder"  # type: ignore[index]

@@ -3,17 +3,32 @@
 Every client retries in botocore's adaptive mode (client-side rate limiting + exponential backoff) except
 the one RunTask goes through: a botocore-level retry of RunTask after a read timeout could launch a second
 task, so ``compute.py`` retries starts itself, looking the task up first.
+
+Reads of the APIs with a published quota (quotas.py) take a token from the process's bucket first
+(``AwsClients.read``), and a throttling error that gets past botocore's retries goes through the core retry
+helper (runvoy_core.ratelimit.retry_call) before it becomes a TransientProviderError.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from runvoy_aws.config import AwsConfig
+from runvoy_aws.quotas import PROVIDER, QUOTAS
 from runvoy_core.errors import ConfigError, ProviderError, ProviderUnavailable, TransientProviderError
+from runvoy_core.ratelimit import (
+    PROCESS_LIMITS,
+    Clock,
+    RateLimits,
+    Retryable,
+    RetryPolicy,
+    TokenBucket,
+    parse_retry_after,
+    retry_call,
+)
 
 try:
     import boto3
@@ -69,6 +84,12 @@ CREDENTIAL_CODES = frozenset(
 ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 
 
+T = TypeVar("T")
+
+PROCESS_LIMITS.declare(PROVIDER, QUOTAS)
+READ_POLICY = RetryPolicy(attempts=4, base_delay=0.5, max_delay=5.0, total=10.0)
+"""On top of botocore's own attempts; ``total`` keeps a watcher's poll short of its lock's renewal."""
+
 _shared_loader: Any = None
 _loader_lock = threading.Lock()
 
@@ -102,6 +123,21 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, bexc.ClientError):
         return error_code(exc) in TRANSIENT_CODES or http_status(exc) >= 500 or http_status(exc) == 429
     return isinstance(exc, bexc.ConnectionError | bexc.HTTPClientError)
+
+
+def throttled(exc: BaseException) -> Retryable | None:
+    """A throttling answer that got past botocore's retries (or a 503 that says when to come back): worth
+    another try after a backoff. Anything else botocore already retried as much as it should."""
+    if not isinstance(exc, bexc.ClientError):
+        return None
+    metadata = exc.response.get("ResponseMetadata", {})
+    headers = metadata.get("HTTPHeaders") or {}
+    retry_after = parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
+    code, status = error_code(exc), http_status(exc)
+    if code in THROTTLING_CODES or status == 429 or (status == 503 and retry_after is not None):
+        message = exc.response.get("Error", {}).get("Message", "")
+        return Retryable(f"{code}: {message}".rstrip(": ") or f"HTTP {status}", retry_after)
+    return None
 
 
 def is_ambiguous(exc: BaseException) -> bool:
@@ -180,6 +216,31 @@ class AwsClients:
         self.region: str | None = self.session.region_name
         self._retry_config = self._make_config(config.max_attempts)
         self._start_config = self._make_config(1)
+        self.limits: RateLimits = PROCESS_LIMITS
+        """The buckets of this process (a test gives its own, on a manual clock)."""
+
+    @property
+    def clock(self) -> Clock:
+        return self.limits.clock
+
+    def limiter(self, service: str) -> TokenBucket:
+        """The process's bucket for ``service`` (quotas.py) in this client's Region."""
+        self.limits.declare(PROVIDER, QUOTAS)
+        return self.limits.limiter(PROVIDER, service, self.region or "", overrides=self.config.rate_limits)
+
+    def read(self, service: str, action: str, fn: Callable[[], T]) -> T:
+        """A read of a quota'd API: a token first, throttling retried with the core helper, botocore
+        failures as RunvoyErrors (``fn`` may still raise a ClientError it wants its caller to see: the
+        caller then catches it inside ``fn``)."""
+        with aws_call(action):
+            return retry_call(
+                fn,
+                what=action,
+                classify=throttled,
+                policy=READ_POLICY,
+                bucket=self.limiter(service),
+                clock=self.clock,
+            )
 
     def _make_config(self, attempts: int) -> Any:
         return botocore.config.Config(

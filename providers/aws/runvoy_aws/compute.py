@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-import time
 from typing import Any
 
 import structlog
 
-from runvoy_aws.clients import AwsClients, aws_call, bexc, is_ambiguous, is_transient, translate
+from runvoy_aws.clients import (
+    AwsClients,
+    aws_call,
+    bexc,
+    is_ambiguous,
+    is_transient,
+    throttled,
+    translate,
+)
 from runvoy_aws.config import AwsConfig
+from runvoy_aws.quotas import DESCRIBE_TASKS, LIST_TASKS
 from runvoy_aws.secrets import SecretResolver
 from runvoy_aws.sizes import cpu_units, validate_resources
 from runvoy_aws.states import EXECUTION_TAG, execution_id_of, task_state
@@ -18,12 +27,16 @@ from runvoy_aws.taskdefs import FAMILY_PREFIX, TaskDefContent, TaskDefinitions
 from runvoy_core.errors import ProviderError, StartFailed, TransientProviderError, UsageError
 from runvoy_core.models import Architecture, ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
+from runvoy_core.ports.compute import make_store_id
+from runvoy_core.ratelimit import Retryable, RetryPolicy, retry_call
 
 log = structlog.get_logger("runvoy.aws.compute")
 
 OVERRIDES_LIMIT = 8192  # characters of RunTask's overrides JSON
 START_ATTEMPTS = 5
 REQUEST_ID_TAG = "runvoy:request-id"
+STORE_TAG = "runvoy:store"
+"""The id of the store (executions table) a task's record is in: reconcile touches only its own (0016)."""
 
 
 def task_id(ref: str) -> str:
@@ -34,6 +47,25 @@ def cluster_of(ref: str, default: str) -> str:
     # long ARN format: arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID
     parts = ref.split(":", 5)[-1].split("/") if ref.startswith("arn:") else []
     return parts[1] if len(parts) == 3 else default
+
+
+def _started_task(answer: dict[str, Any]) -> str:
+    """The task ARN of a RunTask answer; StartFailed for an answer with only failures (a failed start)."""
+    failures = answer.get("failures") or []
+    tasks = answer.get("tasks") or []
+    if failures and not tasks:
+        text = "; ".join(
+            f"{f.get('reason', 'unknown')}" + (f" ({f['detail']})" if f.get("detail") else "")
+            for f in failures
+        )
+        raise StartFailed(
+            f"ECS refused to start the task: {text}",
+            hint="check the cluster's capacity providers, the subnets and the task size; for "
+            "FARGATE_SPOT capacity shortages, retry or run without --spot",
+        )
+    if not tasks:
+        raise StartFailed("ECS RunTask returned neither a task nor a failure")
+    return str(tasks[0]["taskArn"])
 
 
 class EcsCompute:
@@ -50,6 +82,11 @@ class EcsCompute:
         self._started: dict[str, str] = {}
         self._lock = threading.Lock()
         self.start_retry_delay = 1.0
+
+    @property
+    def store_id(self) -> str:
+        """A cluster is in one account and region: the executions table's name there is the store."""
+        return make_store_id("aws", self._region, self._config.executions_table)
 
     # -- validation (no network) ----------------------------------------------------------------------
     def validate(self, request: ExecutionRequest) -> None:
@@ -125,6 +162,7 @@ class EcsCompute:
     ) -> dict[str, Any]:
         tags = {**self._config.tags, **{f"runvoy:{k}"[:128]: v for k, v in spec.labels.items()}}
         tags[EXECUTION_TAG] = spec.execution_id
+        tags[STORE_TAG] = self.store_id
         if spec.request_id:
             tags[REQUEST_ID_TAG] = spec.request_id
         provider = "FARGATE_SPOT" if spec.resources.spot else "FARGATE"
@@ -145,9 +183,13 @@ class EcsCompute:
         }
 
     def _run_task(self, kwargs: dict[str, Any], key: str) -> str:
-        last: BaseException | None = None
-        for attempt in range(START_ATTEMPTS):
-            if attempt and last is not None and is_ambiguous(last):
+        """RunTask through the core retry helper. RunTask is not idempotent (moto, and a lost answer, show
+        that clientToken alone is not enough): an attempt after an ambiguous failure looks the task up
+        first, and so does the end of a start that gave up."""
+        failed: list[BaseException] = []
+
+        def attempt() -> str:
+            if failed and is_ambiguous(failed[-1]):
                 # the previous RunTask may have started the task: find it before trying again
                 found = self._find_quietly(key)
                 if found is not None:
@@ -164,30 +206,37 @@ class EcsCompute:
                             "(runvoy setup --provider aws --dry-run shows what is missing)"
                         )
                     raise error from None
-                last = exc
-                log.warning("aws.start.retry", attempt=attempt + 1, error=str(exc))
-                time.sleep(self.start_retry_delay * (2**attempt) * 0.5)
-                continue
-            failures = answer.get("failures") or []
-            tasks = answer.get("tasks") or []
-            if failures and not tasks:
-                text = "; ".join(
-                    f"{f.get('reason', 'unknown')}" + (f" ({f['detail']})" if f.get("detail") else "")
-                    for f in failures
-                )
-                raise StartFailed(
-                    f"ECS refused to start the task: {text}",
-                    hint="check the cluster's capacity providers, the subnets and the task size; for "
-                    "FARGATE_SPOT capacity shortages, retry or run without --spot",
-                )
-            if not tasks:
-                raise StartFailed("ECS RunTask returned neither a task nor a failure")
-            return str(tasks[0]["taskArn"])
-        found = self._find_quietly(key)
-        if found is not None:
-            return found
-        assert last is not None
-        raise translate(last, f"start ECS task (after {START_ATTEMPTS} attempts)")
+                failed.append(exc)
+                raise
+            return _started_task(answer)
+
+        def retryable(exc: BaseException) -> Retryable | None:
+            if not failed or exc is not failed[-1]:
+                return None
+            return throttled(exc) or Retryable(str(translate(exc, "start ECS task")), throttled=False)
+
+        def on_retry(attempt: int, verdict: Retryable, delay: float) -> None:
+            log.warning("aws.start.retry", attempt=attempt, error=verdict.reason, delay=round(delay, 2))
+
+        policy = RetryPolicy(
+            attempts=START_ATTEMPTS, base_delay=self.start_retry_delay, max_delay=20.0, total=120.0
+        )
+        try:
+            return retry_call(
+                attempt,
+                what="start ECS task",
+                classify=retryable,
+                policy=policy,
+                clock=self._clients.clock,
+                on_retry=on_retry,
+            )
+        except TransientProviderError:
+            found = self._find_quietly(key)
+            if found is not None:
+                return found
+            if not failed:
+                raise
+            raise translate(failed[-1], f"start ECS task (after {len(failed)} attempts)") from None
 
     def _find_quietly(self, key: str) -> str | None:
         try:
@@ -198,8 +247,11 @@ class EcsCompute:
     # -- observe --------------------------------------------------------------------------------------
     def describe(self, ref: str) -> TaskState:
         cluster = cluster_of(ref, self._config.cluster)
-        with aws_call("describe ECS task"):
-            answer = self._ecs.describe_tasks(cluster=cluster, tasks=[ref], include=["TAGS"])
+        answer = self._clients.read(
+            DESCRIBE_TASKS,
+            "describe ECS task",
+            lambda: self._ecs.describe_tasks(cluster=cluster, tasks=[ref], include=["TAGS"]),
+        )
         for task in answer.get("tasks") or []:
             if task.get("taskArn") == ref or task_id(str(task.get("taskArn"))) == task_id(ref):
                 return task_state(task, self._config.container_name)
@@ -214,10 +266,10 @@ class EcsCompute:
     def find(self, execution_id: str) -> str | None:
         cluster = self._config.cluster
         for desired in ("RUNNING", "STOPPED"):
-            with aws_call("list ECS tasks"):
-                arns = self._ecs.list_tasks(
-                    cluster=cluster, startedBy=execution_id[:36], desiredStatus=desired
-                ).get("taskArns", [])
+            query = functools.partial(
+                self._ecs.list_tasks, cluster=cluster, startedBy=execution_id[:36], desiredStatus=desired
+            )
+            arns = self._clients.read(LIST_TASKS, "list ECS tasks", query).get("taskArns", [])
             if arns:
                 return str(arns[0])
         return None
@@ -242,8 +294,11 @@ class EcsCompute:
                 if not ours or execution_id_of(task) is None:
                     continue
                 state = task_state(task, self._config.container_name)
+                store = next(
+                    (t.get("value") for t in task.get("tags") or [] if t.get("key") == STORE_TAG), None
+                )
                 if not state.ended:
-                    states.append(state)
+                    states.append(state.model_copy(update={"store_id": store}))
         return states
 
     # -- stop -----------------------------------------------------------------------------------------

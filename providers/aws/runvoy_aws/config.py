@@ -17,7 +17,7 @@ class AwsConfig(BaseModel):
     """Everything has a default: with credentials from the usual AWS chain (environment, profile, SSO,
     instance role) and ``runvoy setup --provider aws`` run once, ``runvoy --provider aws run ...`` works."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     region: str | None = Field(
         default=None, description="AWS region; else settings.region, else the AWS chain"
@@ -67,11 +67,16 @@ class AwsConfig(BaseModel):
         le=20,
         description="botocore adaptive mode: total attempts per call (first + retries)",
     )
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description="requests per second runvoy allows itself per API (ecs.DescribeTasks, ecs.ListTasks, "
+        "logs.GetLogEvents), instead of its share of the published quota (after a quota increase)",
+    )
+    connect_timeout: float = Field(default=5.0, gt=0, le=600, description="seconds")
+    read_timeout: float = Field(default=30.0, gt=0, le=600, description="seconds")
     platform_version: str = "LATEST"
     poll_interval_min: float = Field(
-        default=1.0, gt=0, description="first DescribeTasks poll interval in seconds (then backs off)"
+        default=1.0, gt=0, le=60, description="first DescribeTasks poll interval in seconds (then backs off)"
     )
 
     @field_validator("cluster", "executions_table", "locks_table", "container_name", "execution_role_name")
@@ -79,6 +84,21 @@ class AwsConfig(BaseModel):
     def _resource_name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError(f"{value!r} must be letters, digits, _ . - (starting with a letter or digit)")
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, float]) -> dict[str, float]:
+        from runvoy_aws.quotas import QUOTAS
+
+        known = {q.service for q in QUOTAS}
+        for service, rate in value.items():
+            if service not in known:
+                raise ValueError(f"no rate limit named {service!r}; known: {', '.join(sorted(known))}")
+            if not 0 < rate <= 100_000:
+                raise ValueError(
+                    f"rate_limits.{service}: {rate} must be above 0 and at most 100000 per second"
+                )
         return value
 
     @field_validator("log_retention_days")

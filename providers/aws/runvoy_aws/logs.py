@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from runvoy_aws.clients import aws_call, bexc, error_code
+from runvoy_aws.clients import AwsClients, aws_call, bexc, error_code
 from runvoy_aws.compute import task_id
 from runvoy_aws.config import AwsConfig
+from runvoy_aws.quotas import GET_LOG_EVENTS
 from runvoy_core.models import LogEvent, LogPage
 
 MAX_EVENTS = 10_000  # GetLogEvents' own cap per call
@@ -25,10 +26,18 @@ CURSOR_PREFIX = "rv1:"  # a cursor pointing into a page: rv1:<forward token>:<ev
 
 
 class CloudWatchLogs:
-    def __init__(self, logs_client: Any, s3_client_factory: Any, config: AwsConfig) -> None:
+    def __init__(
+        self,
+        logs_client: Any,
+        s3_client_factory: Any,
+        config: AwsConfig,
+        clients: AwsClients | None = None,
+    ) -> None:
         self._logs = logs_client
         self._s3_factory = s3_client_factory
         self._config = config
+        self._clients = clients
+        """When given, reads keep to GetLogEvents' quota through its bucket (quotas.py)."""
 
     def stream_name(self, ref: str) -> str:
         return f"{self._config.log_stream_prefix}/{self._config.container_name}/{task_id(ref)}"
@@ -81,13 +90,19 @@ class CloudWatchLogs:
         }
         if token:
             kwargs["nextToken"] = token
-        with aws_call("read CloudWatch logs"):
+
+        def call() -> dict[str, Any] | None:
             try:
                 return dict(self._logs.get_log_events(**kwargs))
             except bexc.ClientError as exc:
                 if error_code(exc) == "ResourceNotFoundException":
                     return None  # the stream appears with the container's first line
                 raise
+
+        if self._clients is None:
+            with aws_call("read CloudWatch logs"):
+                return call()
+        return self._clients.read(GET_LOG_EVENTS, "read CloudWatch logs", call)
 
     def archive(self, ref: str, execution_id: str) -> str | None:
         """Copy the whole stream to ``s3://bucket/logs/<execution id>.log``; the S3 URI, or None when no

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from runvoy_core.plugins import ProviderRegistry, ProviderSpec, hookimpl
+from runvoy_core.ports.capabilities import Capability
 
-RUNVOY_PLUGIN_API = 1
+RUNVOY_PLUGIN_API = 2
 
 
 @hookimpl
@@ -14,7 +15,19 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
             name="aws",
             factory="runvoy_aws.provider:create_provider",
             config_model="runvoy_aws.config:AwsConfig",
-            capabilities=frozenset({"image", "spot", "arm64", "secrets", "graceful_stop"}),
+            pricing="runvoy_aws.pricing:PRICING",
+            capabilities=frozenset(
+                {
+                    Capability.IMAGE,
+                    Capability.SPOT,
+                    Capability.ARM64,
+                    Capability.SECRETS,
+                    Capability.GRACEFUL_STOP,
+                    Capability.LOG_ARCHIVE,
+                    Capability.SETUP,
+                    Capability.STORE_SCOPED,
+                }
+            ),
             install_extra="aws",
             description="AWS ECS Fargate tasks, CloudWatch Logs, DynamoDB records and locks, S3 archive",
         )

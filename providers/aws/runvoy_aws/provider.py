@@ -13,16 +13,10 @@ from runvoy_aws.setup import AwsSetup
 from runvoy_aws.store import DynamoStore
 from runvoy_core.config import Settings
 from runvoy_core.errors import ConfigError
-from runvoy_core.ports import Capability
-
-CAPABILITIES = frozenset(
-    {Capability.IMAGE, Capability.SPOT, Capability.ARM64, Capability.SECRETS, Capability.GRACEFUL_STOP}
-)
 
 
 class AwsProvider:
     name = "aws"
-    capabilities = CAPABILITIES
 
     def __init__(self, config: AwsConfig, settings: Settings | None = None) -> None:
         self.config = config
@@ -36,9 +30,10 @@ class AwsProvider:
             )
         self.region: str | None = region
         self.poll_interval_min = config.poll_interval_min
+        self.poll_interval_max: float | None = None  # the user's poll_interval_max
         s3 = self._s3
         self.compute = EcsCompute(self.clients, config, region)
-        self.logs = CloudWatchLogs(self.clients.client("logs"), s3, config)
+        self.logs = CloudWatchLogs(self.clients.client("logs"), s3, config, clients=self.clients)
         self.store = DynamoStore(self.clients.client("dynamodb"), config.executions_table, s3, config.bucket)
         self.locks = DynamoLockRegister(self.clients.client("dynamodb"), config.locks_table)
 

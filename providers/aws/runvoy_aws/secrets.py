@@ -4,8 +4,9 @@ Only ARNs leave this module: ECS itself fetches the value at task start (the tas
 ``secrets[].valueFrom``), so no secret value passes through runvoy, a record, a log or an override.
 
 NAME forms: an SSM or Secrets Manager ARN, an SSM parameter name (``/prod/db-password``), or a Secrets
-Manager secret name. The environment variable is the last path segment with characters other than letters,
-digits and ``_`` turned into ``_`` (``/prod/db-password`` -> ``db_password``).
+Manager secret name. The environment variable follows the core's rule (``runvoy_core.secrets``) applied to the
+secret's own name, its last path segment without Secrets Manager's random suffix (``/prod/db-password`` ->
+``DB_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any, NamedTuple
 
 from runvoy_aws.clients import aws_call, bexc, error_code
 from runvoy_core.errors import UsageError
+from runvoy_core.secrets import secret_env_name
 
-_NOT_ALNUM = re.compile(r"[^A-Za-z0-9_]")
 _SM_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")  # Secrets Manager appends 6 random characters to ARNs
 
 
@@ -26,9 +27,8 @@ class SecretRef(NamedTuple):
 
 
 def env_name_for(name: str) -> str:
-    last = re.split(r"[/:]", name.rstrip("/"))[-1] or name
-    env = _NOT_ALNUM.sub("_", last)
-    return env if not env[:1].isdigit() else f"_{env}"
+    """The variable of a secret named by an SSM path or a Secrets Manager name (no ARN prefix left)."""
+    return secret_env_name(re.split(r"[/:]", name.rstrip("/"))[-1] or name)
 
 
 class SecretResolver:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import json
-import time
 from typing import Any
 
 import botocore.awsrequest
@@ -12,6 +11,7 @@ import botocore.exceptions
 import requests
 
 from runvoy_core.ports import TaskState
+from runvoy_core.testing.waiting import DEADLINE, wait_for
 
 REGION = "us-east-1"
 
@@ -34,27 +34,31 @@ def config_dict(endpoint: str, **overrides: object) -> dict[str, object]:
         "max_attempts": 3,
         "read_timeout": 10.0,
         "poll_interval_min": 0.05,
+        # the suite reads far faster than ECS's and CloudWatch's quotas allow: test_aws_quotas.py keeps to them
+        "rate_limits": {
+            "ecs.DescribeTasks": 10_000.0,
+            "ecs.ListTasks": 10_000.0,
+            "logs.GetLogEvents": 10_000.0,
+        },
     }
     base.update(overrides)
     return base
 
 
-def wait_ended(provider: Any, ref: str, timeout: float = 15.0) -> TaskState:
-    deadline = time.time() + timeout
-    while True:
-        state = provider.compute.describe(ref)
-        if state.ended or time.time() > deadline:
-            return state
-        time.sleep(0.05)
+def wait_ended(provider: Any, ref: str, timeout: float = DEADLINE) -> TaskState:
+    state: TaskState = wait_for(
+        lambda: (s := provider.compute.describe(ref)).ended and s, what=f"task {ref} to end", timeout=timeout
+    )
+    return state
 
 
-def wait_running(provider: Any, ref: str, timeout: float = 10.0) -> TaskState:
-    deadline = time.time() + timeout
-    while True:
-        state = provider.compute.describe(ref)
-        if state.phase.value in ("RUNNING", "STOPPED") or time.time() > deadline:
-            return state
-        time.sleep(0.05)
+def wait_running(provider: Any, ref: str, timeout: float = DEADLINE) -> TaskState:
+    state: TaskState = wait_for(
+        lambda: (s := provider.compute.describe(ref)).phase.value in ("RUNNING", "STOPPED") and s,
+        what=f"task {ref} to run",
+        timeout=timeout,
+    )
+    return state
 
 
 class _Raw:
@@ -130,3 +134,27 @@ class CallCounter:
 
     def of(self, operation: str) -> int:
         return sum(n for name, n in self.calls.items() if name.endswith(":" + operation))
+
+
+class MissingAnswers:
+    """DescribeTasks answered as ECS does while it is not yet consistent after RunTask: no task, a
+    ``MISSING`` failure, for the next ``times`` calls (every call when None, until ``stop()``)."""
+
+    def __init__(self, client: Any, times: int | None) -> None:
+        self.count = 0
+        self._times = times
+        self._stopped = False
+        client.meta.events.register(_event_name(client, "DescribeTasks"), self._answer)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _answer(self, request: Any, **_: Any) -> Any:
+        if self._stopped or (self._times is not None and self.count >= self._times):
+            return None
+        self.count += 1
+        arns = json.loads(request.body or b"{}").get("tasks") or []
+        body = json.dumps({"tasks": [], "failures": [{"arn": arn, "reason": "MISSING"} for arn in arns]})
+        return botocore.awsrequest.AWSResponse(
+            request.url, 200, {"Content-Type": "application/x-amz-json-1.1"}, _Raw(body.encode())
+        )

@@ -15,8 +15,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from aws_test_tools import REGION, config_dict, reset_moto
 from simulator_aws import AwsSimulator
 
-from runvoy_core.testing.fixtures import runvoy_home  # noqa: F401  (autouse: own RUNVOY_HOME per test)
-
 CREDENTIAL_VARS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -106,3 +104,9 @@ def data_provider(aws_config):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def sim(aws_simulator: AwsSimulator, moto: str) -> AwsSimulator:
     return aws_simulator
+
+
+@pytest.fixture(autouse=True)
+def _isolated(runvoy_home: Path) -> Path:
+    """Every test gets its own RUNVOY_HOME (the kit's fixture, registered by its pytest plugin)."""
+    return runvoy_home

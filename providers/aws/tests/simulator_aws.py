@@ -23,11 +23,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from moto.core.responses import ActionResult
 from moto.ecs.exceptions import InvalidParameterException
 from moto.ecs.models import EC2ContainerServiceBackend
+from moto.ecs.responses import EC2ContainerServiceResponse
 
 from runvoy_core.providers.local.process import ExitInfo
 from runvoy_core.testing.simulator import CloudSimulator, SimulatedTask
+from runvoy_core.testing.waiting import DEADLINE
 
 ACCOUNT = "123456789012"
 MISSING_IMAGE_MARK = "does-not-exist"
@@ -64,6 +67,13 @@ class AwsSimulator:
         self._logs = self._client("logs")
         self.launched: list[str] = []
         self.enabled = True
+        # ECS answers a RunTask whose clientToken it has seen with the task it started then; moto starts
+        # another. Off by default, so the focused tests keep proving that the provider's own find-before-retry
+        # prevents a second task; the fault campaign turns it on to model ECS as it is
+        self.honour_client_token = False
+        self._tokens: dict[str, tuple[str, str]] = {}
+        self._launched_by_request: dict[int, list[Any]] = {}
+        self._original_run_response = EC2ContainerServiceResponse.run_task
 
     def _client(self, service: str) -> Any:
         return boto3.client(
@@ -81,6 +91,7 @@ class AwsSimulator:
 
         def run_task(backend: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Any:
             tasks = original_run(backend, *args, **kwargs)
+            simulator._launched_by_request[threading.get_ident()] = list(tasks)
             if simulator.enabled:
                 for task in tasks:
                     simulator._launch(backend, task)
@@ -113,20 +124,40 @@ class AwsSimulator:
                     simulator.sim.stop(info.arn, grace=info.stop_timeout)
             return task
 
+        original_response = self._original_run_response
+
+        def run_task_response(response: EC2ContainerServiceResponse) -> ActionResult:
+            token = response._get_param("clientToken")
+            seen = simulator._tokens.get(token) if token and simulator.honour_client_token else None
+            if seen is not None:
+                cluster, arn = seen
+                task = response.ecs_backend.tasks.get(cluster, {}).get(arn)
+                if task is not None:
+                    return ActionResult({"tasks": [task], "failures": []})
+            result = original_response(response)
+            for task in simulator._launched_by_request.pop(threading.get_ident(), []):
+                if token:
+                    simulator._tokens[token] = (task.cluster_name, task.task_arn)
+            return result
+
         EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+        EC2ContainerServiceResponse.run_task = run_task_response  # type: ignore[method-assign]
         EC2ContainerServiceBackend.stop_task = stop_task  # type: ignore[method-assign]
 
     def uninstall(self) -> None:
         EC2ContainerServiceBackend.run_task = self._original_run  # type: ignore[method-assign]
         EC2ContainerServiceBackend.stop_task = self._original_stop  # type: ignore[method-assign]
+        EC2ContainerServiceResponse.run_task = self._original_run_response  # type: ignore[method-assign]
         self.sim.shutdown()
 
     def reset(self) -> None:
         """Between tests: kill what still runs and forget it."""
-        self.sim.shutdown(timeout=5.0)
+        self.sim.shutdown(timeout=30.0)
         self._tasks.clear()
         self.launched.clear()
         self.enabled = True
+        self.honour_client_token = False
+        self._tokens.clear()
 
     # -- launching ------------------------------------------------------------------------------------
     def _launch(self, backend: EC2ContainerServiceBackend, task: Any) -> None:
@@ -213,9 +244,11 @@ class AwsSimulator:
             info.stop_code, info.stop_reason = "SpotInterruption", "Your Spot Task was interrupted."
         self.sim.stop(arn, grace=2.0)
 
-    def wait_all(self, timeout: float = 10.0) -> None:
+    def wait_all(self, timeout: float = DEADLINE) -> None:
         for task in self.sim.tasks():
-            task.wait(timeout)
+            assert task.wait(timeout) is not None, (
+                f"simulated task {task.key} still running after {timeout:g}s"
+            )
 
 
 class _Adapter:

@@ -14,6 +14,8 @@ import time
 import pytest
 from aws_test_tools import config_dict
 
+from runvoy_core.testing.waiting import DEADLINE, gate, wait_for, wait_for_output
+
 
 def needs(*modules: str) -> None:
     for module in modules:
@@ -83,8 +85,8 @@ def test_run_refuses_an_invalid_fargate_size(aws_env) -> None:
 def test_timeout_ends_the_run_as_timed_out(aws_env) -> None:
     needs("runvoy_cli.commands.run")
     result = invoke(
-        "--provider", "aws", "run", "--timeout", "1s", "--stop-grace", "2s", "echo start; sleep 30"
-    )
+        "--provider", "aws", "run", "--timeout", "3s", "--stop-grace", "2s", "echo start; sleep 300"
+    )  # 3 s from the record's creation leave a loaded machine time to print "start"
     assert result.exit_code == 124, result.output
     assert "start" in result.stdout
 
@@ -107,18 +109,16 @@ def test_detach_status_logs_follow_and_kill(aws_env) -> None:
     )
     assert started.exit_code == 0, started.output
     execution_id = started.stdout.strip().splitlines()[-1]
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        status = invoke("--provider", "aws", "status", "--json", execution_id)
-        if json.loads(status.stdout)["status"] == "RUNNING":
-            break
-        time.sleep(0.1)
+    from runvoy_core.api import Runvoy
+
+    with Runvoy(provider="aws") as rv:
+        wait_for_output(rv, execution_id, "up")
+    status = invoke("--provider", "aws", "status", "--json", execution_id)
     assert json.loads(status.stdout)["status"] == "RUNNING"
 
     def kill_soon() -> None:
+        # not a handshake: the kill may land before or while `logs -f` follows, and both must end the same
         time.sleep(1.0)
-        from runvoy_core.api import Runvoy
-
         with Runvoy(provider="aws") as other:  # as a second terminal's `runvoy kill` would
             other.kill(execution_id)
 
@@ -134,50 +134,55 @@ def test_detach_status_logs_follow_and_kill(aws_env) -> None:
     other_id = again.stdout.strip().splitlines()[-1]
     killed = invoke("--provider", "aws", "kill", other_id)
     assert killed.exit_code == 0, killed.output
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        record = json.loads(invoke("--provider", "aws", "status", "--json", other_id).stdout)
-        if record["status"] == "CANCELLED":
-            break
-        time.sleep(0.2)
-    assert record["status"] == "CANCELLED"
+    wait_for(
+        lambda: (
+            json.loads(invoke("--provider", "aws", "status", "--json", other_id).stdout)["status"]
+            == "CANCELLED"
+        ),
+        what=f"{other_id} to be CANCELLED",
+    )
 
 
-def test_a_lock_conflict_is_detected_across_two_processes(aws_env) -> None:
+def test_a_lock_conflict_is_detected_across_two_processes(aws_env, tmp_path) -> None:
     needs("runvoy_cli.commands.run")
     holder = {}
+    release = tmp_path / "release"
 
     def hold() -> None:
-        holder["result"] = invoke("--provider", "aws", "run", "--lock", "nightly", "echo holding; sleep 4")
+        # holds the lock until the test has seen the second process refused, however slow the machine is
+        holder["result"] = invoke(
+            "--provider", "aws", "run", "--lock", "nightly", f"echo holding; {gate(release)}"
+        )
 
-    thread = threading.Thread(target=hold)
+    thread = threading.Thread(target=hold, daemon=True)
     thread.start()
     from runvoy_core.api import Runvoy
 
-    with Runvoy(provider="aws") as rv:
-        deadline = time.time() + 10
-        while rv.provider.locks.read("nightly") is None and time.time() < deadline:
-            time.sleep(0.05)
-    # a second process on another "machine": only the DynamoDB lock table is shared
-    env = {**os.environ, **aws_env}
-    other = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runvoy_cli.main",
-            "--provider",
-            "aws",
-            "run",
-            "--lock",
-            "nightly",
-            "echo never",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    thread.join(30)
+    try:
+        with Runvoy(provider="aws") as rv:
+            wait_for(lambda: rv.provider.locks.read("nightly"), what="the holder to take the lock")
+        # a second process on another "machine": only the DynamoDB lock table is shared
+        env = {**os.environ, **aws_env}
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "runvoy_cli.main",
+                "--provider",
+                "aws",
+                "run",
+                "--lock",
+                "nightly",
+                "echo never",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        release.touch()
+    thread.join(DEADLINE)
     assert other.returncode == 75, other.stderr
     assert "nightly" in other.stderr and "never" not in other.stdout
     assert holder["result"].exit_code == 0, holder["result"].output
@@ -195,11 +200,11 @@ def test_setup_dry_run_then_apply_then_nothing_to_do(aws_cli_env) -> None:
     assert {s["action"] for s in again} == {"exists"}, again
 
 
-def test_reconcile_and_list(aws_env) -> None:
+def test_reconcile_and_list(aws_env, sim) -> None:
     needs("runvoy_cli.commands.reconcile", "runvoy_cli.commands.listing", "runvoy_cli.commands.run")
     started = invoke("--provider", "aws", "run", "--detach", "echo quick")
     execution_id = started.stdout.strip().splitlines()[-1]
-    time.sleep(1.0)  # the task ends; nobody watches it
+    sim.wait_all()  # the task ends; nobody watches it
     result = invoke("--provider", "aws", "reconcile")
     assert result.exit_code == 0, result.output
     listed = invoke("--provider", "aws", "list", "--json")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 from aws_test_tools import inject_error, timeout_after_success, wait_ended, wait_running
+from runvoy_aws.clients import READ_POLICY
 
 from runvoy_core.errors import StartFailed, TransientProviderError
 from runvoy_core.ports import TaskPhase, TaskSpec
+from runvoy_core.ratelimit import RateLimits
+from runvoy_core.testing.clock import ManualClock
 
 
 @pytest.fixture(autouse=True)
@@ -67,10 +70,14 @@ def test_throttled_describe_is_retried_by_botocore(provider, sim) -> None:
 
 
 def test_persistent_throttling_on_describe_is_a_transient_error_not_a_crash(provider, sim) -> None:
+    clock = ManualClock()
+    provider.clients.limits = RateLimits(clock=clock)
     ref = provider.compute.start(spec("e5e5e5e5e5e5", "true"), "e5e5e5e5e5e5")
-    inject_error(provider.clients.client("ecs"), "DescribeTasks", 3)  # = max_attempts in the test config
+    # botocore's 3 attempts (max_attempts in the test config), 4 times: the core helper's attempts
+    injected = inject_error(provider.clients.client("ecs"), "DescribeTasks", 3 * READ_POLICY.attempts)
     with pytest.raises(TransientProviderError, match="ThrottlingException"):
         provider.compute.describe(ref)
+    assert injected[0] == 12 and len([s for s in clock.sleeps if s > 0]) <= 3
     assert wait_ended(provider, ref).phase is TaskPhase.STOPPED  # the next poll works
 
 
@@ -80,9 +87,11 @@ def test_throttled_log_reads_are_retried(provider, sim) -> None:
     injected = inject_error(provider.clients.client("logs"), "GetLogEvents", 2)
     assert [e.message for e in provider.logs.read(ref).events] == ["a", "b"]
     assert injected[0] == 2
-    inject_error(provider.clients.client("logs"), "GetLogEvents", 3)
+    provider.clients.limits = RateLimits(clock=ManualClock())
+    inject_error(provider.clients.client("logs"), "GetLogEvents", 3 * READ_POLICY.attempts)
     with pytest.raises(TransientProviderError):
         provider.logs.read(ref)
+    assert [e.message for e in provider.logs.read(ref).events] == ["a", "b"]
 
 
 def test_a_task_that_fails_to_start(provider, sim) -> None:

@@ -11,6 +11,7 @@ from aws_test_tools import config_dict
 
 from runvoy_core.models import Status
 from runvoy_core.testing.sinks import RecordingSink as Sink
+from runvoy_core.testing.waiting import DEADLINE, wait_for, wait_for_status
 
 
 @pytest.fixture
@@ -52,29 +53,32 @@ def test_a_succeeding_run(rv) -> None:
 
 
 def test_the_timeout_ends_the_run_as_timed_out(rv) -> None:
+    # the deadline counts from the record's creation: 3 s leave a loaded machine time to print "begin"
     started = time.monotonic()
-    execution = rv.run("echo begin; sleep 30", timeout="1s", stop_grace="2s")
+    execution = rv.run("echo begin; sleep 300", timeout="3s", stop_grace="2s")
     assert execution.status is Status.TIMED_OUT
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 120
     assert [e.message for e in rv.logs(execution.id)] == ["begin"]
 
 
 def test_detached_run_status_logs_and_kill(rv) -> None:
     execution = rv.submit("echo started; while true; do sleep 0.05; done", stop_grace="2s")
     assert execution.status is Status.STARTING
-    deadline = time.time() + 10
-    while rv.status(execution.id).status is not Status.RUNNING and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_status(rv, execution.id, Status.RUNNING)
     assert rv.status(execution.id[:6]).status is Status.RUNNING
     followed: list[str] = []
-    reader = threading.Thread(
-        target=lambda: followed.extend(e.message for e in rv.logs(execution.id, follow=True)), daemon=True
-    )
+
+    def follow() -> None:
+        for event in rv.logs(execution.id, follow=True):
+            followed.append(event.message)
+
+    reader = threading.Thread(target=follow, daemon=True)
     reader.start()
-    time.sleep(0.5)
+    wait_for(lambda: followed, what="the follower to print the first line")
     rv.kill(execution.id)
-    final = rv.wait(execution.id, timeout=15)
-    reader.join(10)
+    final = rv.wait(execution.id, timeout=DEADLINE)
+    reader.join(DEADLINE)
+    assert not reader.is_alive(), "logs -f did not end with the run"
     assert final.status is Status.CANCELLED
     assert followed[:1] == ["started"]
 
@@ -99,25 +103,23 @@ def test_reconcile_stops_an_orphan_task_and_finishes_a_stuck_record(rv, sim) -> 
         "0ff0ff0ff0ff",
     )
     stuck = rv.submit("echo quick")
-    sim.task_for(rv.get(stuck.id).task_ref).wait(5)  # it ended; nobody watched it
+    assert sim.task_for(rv.get(stuck.id).task_ref).wait(DEADLINE) is not None  # it ended; nobody watched it
     actions = rv.reconcile()
     assert any(a.get("task_ref") == orphan and a["action"] == "stopped orphan task" for a in actions), actions
     assert rv.get(stuck.id).status is Status.SUCCEEDED
-    assert sim.task_for(orphan).wait(5) is not None  # the orphan really stopped
+    assert sim.task_for(orphan).wait(DEADLINE) is not None  # the orphan really stopped
 
 
 def test_cancel_in_progress_stops_the_holder_and_runs_after_it(rv) -> None:
     """--on-conflict cancel on Fargate: the holder's task is stopped through ECS, its lock (a DynamoDB
     item) changes hands, and the holder's record says it was superseded."""
     holder = rv.submit("echo holder; while true; do sleep 0.05; done", lock="deploy", stop_grace="2s")
-    deadline = time.time() + 10
-    while rv.status(holder.id).status is not Status.RUNNING and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for_status(rv, holder.id, Status.RUNNING)
     messages: list[str] = []
     newer = rv.run(
         "echo newer", lock="deploy", on_conflict="cancel", lock_timeout="60s", on_message=messages.append
     )
     assert newer.status is Status.SUCCEEDED and newer.fence == 2
     assert messages == [f"stopping {holder.id}, which holds lock 'deploy' (--on-conflict cancel)"]
-    final = rv.wait(holder.id, timeout=15)
+    final = rv.wait(holder.id, timeout=DEADLINE)
     assert final.status is Status.CANCELLED and final.reason is not None and "superseded" in final.reason

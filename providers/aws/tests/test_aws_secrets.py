@@ -25,7 +25,7 @@ def test_an_ssm_secure_string_reaches_the_container_through_value_from(provider,
     ssm.put_parameter(Name="/prod/db-password", Value=VALUE, Type="SecureString")
     # the command proves it saw the value without printing it
     ref, state = run_with(
-        provider, "aaaa00000001", ["/prod/db-password"], 'printf %s "$db_password" | sha256sum | cut -c1-64'
+        provider, "aaaa00000001", ["/prod/db-password"], 'printf %s "$DB_PASSWORD" | sha256sum | cut -c1-64'
     )
     assert state.exit_code == 0
     assert [e.message for e in provider.logs.read(ref).events] == [DIGEST]
@@ -33,7 +33,7 @@ def test_an_ssm_secure_string_reaches_the_container_through_value_from(provider,
     task = ecs.describe_tasks(cluster="runvoy", tasks=[ref])["tasks"][0]
     taskdef = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
     assert taskdef["containerDefinitions"][0]["secrets"] == [
-        {"name": "db_password", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/db-password"}
+        {"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/db-password"}
     ]
     assert VALUE not in str(task) and VALUE not in str(taskdef)
 
@@ -42,14 +42,14 @@ def test_a_secrets_manager_secret_by_name(provider, sim) -> None:
     sm = provider.clients.client("secretsmanager")
     arn = sm.create_secret(Name="api-token", SecretString=VALUE)["ARN"]
     ref, state = run_with(
-        provider, "aaaa00000002", ["api-token"], 'printf %s "$api_token" | sha256sum | cut -c1-64'
+        provider, "aaaa00000002", ["api-token"], 'printf %s "$API_TOKEN" | sha256sum | cut -c1-64'
     )
     assert state.exit_code == 0
     assert [e.message for e in provider.logs.read(ref).events] == [DIGEST]
     ecs = provider.clients.client("ecs")
     task = ecs.describe_tasks(cluster="runvoy", tasks=[ref])["tasks"][0]
     taskdef = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
-    assert taskdef["containerDefinitions"][0]["secrets"] == [{"name": "api_token", "valueFrom": arn}]
+    assert taskdef["containerDefinitions"][0]["secrets"] == [{"name": "API_TOKEN", "valueFrom": arn}]
 
 
 def test_secrets_are_part_of_the_task_definition_hash(provider, sim) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from runvoy_azure.config import AzureConfig
+from runvoy_azure.quotas import ARM_READS, PROVIDER, QUOTAS
 from runvoy_core.errors import (
     ConfigError,
     NotFound,
@@ -18,6 +19,21 @@ from runvoy_core.errors import (
     ProviderUnavailable,
     TransientProviderError,
 )
+from runvoy_core.ratelimit import (
+    PROCESS_LIMITS,
+    Clock,
+    RateLimits,
+    Retryable,
+    RetryPolicy,
+    TokenBucket,
+    parse_retry_after,
+    retry_call,
+)
+
+T = TypeVar("T")
+PROCESS_LIMITS.declare(PROVIDER, QUOTAS)
+READ_TOTAL = 10.0
+"""Seconds one read may spend waiting on retries: a watcher must get back to its lock and its task."""
 
 INSTALL_HINT = "install it with: pip install 'runvoy[azure]'"
 ROLES_HINT = (
@@ -61,6 +77,41 @@ class AzureClients:
         self._tables: Any = None
         self._blobs: Any = None
         self._secrets: Any = None
+        self.limits: RateLimits = PROCESS_LIMITS
+        """The buckets of this process (a test gives its own, on a manual clock)."""
+
+    # -- quotas and retries ---------------------------------------------------------------------------------
+    @property
+    def clock(self) -> Clock:
+        return self.limits.clock
+
+    def limiter(self, service: str = ARM_READS) -> TokenBucket:
+        self.limits.declare(PROVIDER, QUOTAS)
+        return self.limits.limiter(
+            PROVIDER, service, self.config.subscription_id or "", overrides=self.config.rate_limits
+        )
+
+    def read_policy(self, attempts: int | None = None) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=attempts or self.config.retry_total + 1,
+            base_delay=self.config.retry_backoff,
+            max_delay=10.0,
+            total=READ_TOTAL,
+        )
+
+    def arm_read(self, what: str, fn: Callable[[], T]) -> T:
+        """An ARM read: a token from the subscription's bucket, then ``fn`` (which must call the SDK with
+        ``retry_total=0``: the core helper, not the SDK's policy, retries it, on the injectable clock and
+        holding the bucket for a Retry-After)."""
+        with azure_call(what):
+            return retry_call(
+                fn,
+                what=what,
+                classify=retryable,
+                policy=self.read_policy(),
+                bucket=self.limiter(ARM_READS),
+                clock=self.clock,
+            )
 
     # -- credentials ----------------------------------------------------------------------------------------
     @property
@@ -172,6 +223,23 @@ class AzureClients:
             if client is not None:
                 with contextlib.suppress(Exception):
                     client.close()
+
+
+def retryable(exc: BaseException) -> Retryable | None:
+    """Throttling (429), 5xx and no answer are worth another try; a Retry-After is honoured."""
+    if isinstance(exc, azexc.ServiceRequestError | azexc.ServiceResponseError):
+        return Retryable(f"no answer from Azure ({type(exc).__name__})", throttled=False)
+    status = status_of(exc)
+    if not isinstance(exc, azexc.HttpResponseError) or status is None:
+        return None
+    if status != 429 and status < 500:
+        return None
+    response: Any = getattr(exc, "response", None)
+    headers: Any = getattr(response, "headers", None) or {}
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    return Retryable(
+        f"Azure answered {status} ({error_message(exc)})", retry_after, throttled=status in (429, 503)
+    )
 
 
 def status_of(exc: BaseException) -> int | None:

@@ -13,39 +13,57 @@
 
 from __future__ import annotations
 
-import time
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runvoy_azure.archive import BlobArchive
-from runvoy_azure.clients import AzureClients, azure_call, error_message, is_not_found, status_of
+from runvoy_azure.clients import (
+    AzureClients,
+    azure_call,
+    error_message,
+    is_not_found,
+    retryable,
+    status_of,
+)
 from runvoy_azure.config import AzureConfig
 from runvoy_azure.logs import AciLogs
 from runvoy_azure.names import TAG_EXECUTION, TAG_MARKER, TAG_REQUEST, group_name, make_ref, split_ref
 from runvoy_azure.secrets import SecretResolver
 from runvoy_azure.sizes import validate_size
 from runvoy_azure.states import task_state
-from runvoy_core.errors import NotFound, StartFailed, TransientProviderError, UsageError
+from runvoy_core.errors import NotFound, StartFailed, UsageError
 from runvoy_core.logging import get_logger
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
+from runvoy_core.ports.compute import make_store_id
+from runvoy_core.ratelimit import Retryable, RetryPolicy, parse_retry_after, retry_call
 
 log = get_logger("runvoy.azure.compute")
 
 CREATE_ATTEMPTS = 4
-MAX_RETRY_AFTER = 30.0
-# an ended group nobody cleaned up (its watcher died) is removed by list_active after this long
+MAX_CREATE_DELAY = 30.0
+# an ended group nobody cleaned up (its watcher died) is a leftover for reconcile after this long
 LEFTOVER_AFTER = timedelta(minutes=10)
+TAG_STORE = "runvoy-store"
+"""The id of the store (account + executions table) a group's record is in: reconcile touches only its own."""
 
 
-def _retry_after(exc: Any) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    try:
-        return min(float(value), MAX_RETRY_AFTER) if value is not None else None
-    except ValueError:
-        return None
+def _create_verdict(exc: BaseException) -> Retryable | None:
+    """A create that may succeed when sent again, after a fresh look-up: throttling and 5xx (Retry-After
+    honoured), a 409 while an earlier PUT of the group is still in progress, and no answer at all (looked
+    up at once: the create may have been carried out)."""
+    from azure.core import exceptions as azexc
+
+    if isinstance(exc, azexc.ServiceResponseError):
+        return Retryable(f"no answer from Azure ({type(exc).__name__})", retry_after=0.0, throttled=False)
+    if status_of(exc) == 409:
+        return Retryable(error_message(exc), parse_retry_after(_headers(exc).get("Retry-After")), False)
+    return retryable(exc)
+
+
+def _headers(exc: BaseException) -> Any:
+    return getattr(getattr(exc, "response", None), "headers", None) or {}
 
 
 class AciCompute:
@@ -66,6 +84,15 @@ class AciCompute:
     @property
     def _aci(self) -> Any:
         return self._clients.aci
+
+    @property
+    def store_id(self) -> str:
+        config = self._config
+        account = config.storage_account or config.table_endpoint or ""
+        if not account and config.storage_connection_string:
+            found = re.search(r"AccountName=([^;]+)", config.storage_connection_string.get_secret_value())
+            account = found.group(1) if found else ""
+        return make_store_id("azure", account, config.executions_table)
 
     # -- validate ---------------------------------------------------------------------------------------------
     def validate(self, request: ExecutionRequest) -> None:
@@ -93,7 +120,7 @@ class AciCompute:
         command = list(spec.argv)
         if spec.workdir:  # ACI has no working-directory field
             command = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', spec.workdir, *command]
-        tags = {**self._config.tags, TAG_MARKER: "1", TAG_EXECUTION: key}
+        tags = {**self._config.tags, TAG_MARKER: "1", TAG_EXECUTION: key, TAG_STORE: self.store_id}
         if spec.request_id:
             tags[TAG_REQUEST] = spec.request_id
         container = m.Container(
@@ -113,15 +140,17 @@ class AciCompute:
         )
 
     def _get(self, group_rg: str, name: str) -> Any | None:
-        with azure_call(f"read container group {name}"):
+        def call() -> Any | None:
             try:
                 return self._aci.container_groups.get(
-                    group_rg, name, read_timeout=self._config.request_timeout
+                    group_rg, name, read_timeout=self._config.request_timeout, retry_total=0
                 )
             except Exception as exc:
                 if is_not_found(exc):
                     return None
                 raise
+
+        return self._clients.arm_read(f"read container group {name}", call)
 
     def _adopt(self, group: Any, key: str, group_rg: str, name: str) -> str:
         owner = (group.tags or {}).get(TAG_EXECUTION)
@@ -135,46 +164,37 @@ class AciCompute:
     def start(self, spec: TaskSpec, idempotency_key: str) -> str:
         group_rg, name = self._config.resource_group, group_name(idempotency_key)
         body = self._group_body(spec, idempotency_key)
-        delay = 1.0
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
+
+        def attempt() -> str:
+            # every attempt looks first: a create whose answer was lost may have succeeded
             existing = self._get(group_rg, name)
             if existing is not None:
                 return self._adopt(existing, idempotency_key, group_rg, name)
-            try:
-                self._aci.container_groups.begin_create_or_update(
-                    group_rg,
-                    name,
-                    body,
-                    polling=False,  # placement can take minutes: describe() follows it
-                    retry_total=0,
-                    read_timeout=self._config.create_timeout,
-                )
-                return make_ref(group_rg, name)
-            except Exception as exc:
-                wait = self._create_retry_wait(exc, name, delay)
-                log.warning("aci.create_retry", group=name, attempt=attempt, error=error_message(exc))
-                if attempt == CREATE_ATTEMPTS:
-                    raise TransientProviderError(
-                        f"creating container group {name} did not succeed after {attempt} attempts "
-                        f"({error_message(exc)})"
-                    ) from None
-                time.sleep(wait)
-                delay = min(delay * 2, MAX_RETRY_AFTER)
-        raise AssertionError("unreachable")
+            self._aci.container_groups.begin_create_or_update(
+                group_rg,
+                name,
+                body,
+                polling=False,  # placement can take minutes: describe() follows it
+                retry_total=0,
+                read_timeout=self._config.create_timeout,
+            )
+            return make_ref(group_rg, name)
 
-    def _create_retry_wait(self, exc: Exception, name: str, delay: float) -> float:
-        """How long to wait before looking again; raises for a create that can never succeed."""
-        from azure.core import exceptions as azexc
+        def on_retry(attempt: int, verdict: Retryable, delay: float) -> None:
+            log.warning("aci.create_retry", group=name, attempt=attempt, error=verdict.reason)
 
-        if isinstance(exc, azexc.ServiceRequestError | azexc.ServiceResponseError):
-            return 0.0 if isinstance(exc, azexc.ServiceResponseError) else delay
-        status = status_of(exc)
-        if status == 429 or (status is not None and status >= 500) or status == 409:
-            return _retry_after(exc) or delay
-        if isinstance(exc, azexc.HttpResponseError):
-            with azure_call(f"create container group {name}"):
-                raise exc
-        raise exc
+        policy = RetryPolicy(
+            attempts=CREATE_ATTEMPTS, base_delay=1.0, max_delay=MAX_CREATE_DELAY, total=120.0
+        )
+        with azure_call(f"create container group {name}"):
+            return retry_call(
+                attempt,
+                what=f"create container group {name}",
+                classify=_create_verdict,
+                policy=policy,
+                clock=self._clients.clock,
+                on_retry=on_retry,
+            )
 
     # -- observe ----------------------------------------------------------------------------------------------
     def describe(self, ref: str) -> TaskState:
@@ -198,31 +218,38 @@ class AciCompute:
             return make_ref(group_rg, name)
         return None
 
-    def list_active(self) -> list[TaskState]:
+    def _runvoy_groups(self) -> list[TaskState]:
+        """Every runvoy group in the resource group, read only (a listing carries no instance view: each
+        runvoy group is read)."""
         group_rg = self._config.resource_group
         try:
             with azure_call(f"list container groups in {group_rg}"):
                 listed = list(self._aci.container_groups.list_by_resource_group(group_rg))
         except NotFound:
             return []  # no resource group yet: nothing of runvoy's runs there
-        active: list[TaskState] = []
+        states: list[TaskState] = []
         for item in listed:
             if (item.tags or {}).get(TAG_MARKER) != "1":
                 continue
-            # a listing carries no instance view: read each runvoy group
             group = self._get(group_rg, item.name)
             if group is None:
                 continue
-            ref = make_ref(group_rg, item.name)
-            state = task_state(ref, group, self._config.container_name)
-            if not state.ended:
-                active.append(state)
-            elif state.stopped_at is not None and datetime.now(UTC) - state.stopped_at > LEFTOVER_AFTER:
-                try:
-                    self.cleanup(ref)
-                except Exception as exc:
-                    log.warning("aci.leftover_cleanup_failed", group=item.name, error=str(exc))
-        return active
+            state = task_state(make_ref(group_rg, item.name), group, self._config.container_name)
+            states.append(state.model_copy(update={"store_id": (group.tags or {}).get(TAG_STORE)}))
+        return states
+
+    def list_active(self) -> list[TaskState]:
+        return [state for state in self._runvoy_groups() if not state.ended]
+
+    def leftovers(self) -> list[TaskState]:
+        """Ended groups nobody deleted (their watcher died) for a while; reconcile cleans up its own store's.
+        Listing them deletes nothing: ``reconcile --dry-run`` must change nothing (decision 0015)."""
+        now = datetime.now(UTC)
+        return [
+            state
+            for state in self._runvoy_groups()
+            if state.ended and state.stopped_at is not None and now - state.stopped_at > LEFTOVER_AFTER
+        ]
 
     # -- stop / cleanup ---------------------------------------------------------------------------------------
     def stop(self, ref: str, grace: float, *, force: bool = False) -> None:

@@ -21,7 +21,7 @@ class AzureConfig(BaseModel):
     custom ``arm_endpoint`` (it is how the tests reach the in-repo ARM fake).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     subscription_id: str | None = None
     resource_group: str = "runvoy"
@@ -57,24 +57,52 @@ class AzureConfig(BaseModel):
 
     default_image: str = DEFAULT_IMAGE
     container_name: str = "main"
-    max_cpu: float = Field(default=4.0, gt=0, description="the region's per-group vCPU limit")
-    max_memory_gb: float = Field(default=16.0, gt=0, description="the region's per-group memory limit (GB)")
+    max_cpu: float = Field(default=4.0, gt=0, le=16, description="the region's per-group vCPU limit")
+    max_memory_gb: float = Field(
+        default=16.0, gt=0, le=120, description="the region's per-group memory limit (GB)"
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="extra tags on every container group")
 
     polling_interval: float = Field(
-        default=5.0, ge=0, description="seconds between long-running-operation polls"
+        default=5.0, ge=0, le=300, description="seconds between long-running-operation polls"
     )
-    retry_total: int = Field(default=6, ge=0, description="SDK retries for throttling (429) and 5xx")
-    retry_backoff: float = Field(default=0.8, ge=0, description="SDK retry back-off factor (seconds)")
-    poll_interval_min: float = Field(default=0.5, gt=0, description="first watch poll interval (seconds)")
-    create_timeout: float = Field(default=60.0, gt=0, description="client read timeout of the create call")
-    request_timeout: float = Field(default=30.0, gt=0, description="client read timeout of other calls")
+    retry_total: int = Field(default=6, ge=0, le=20, description="SDK retries for throttling (429) and 5xx")
+    retry_backoff: float = Field(default=0.8, ge=0, le=60, description="SDK retry back-off factor (seconds)")
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description="requests per second runvoy allows itself per API (arm.reads), instead of its share of "
+        "the published quota (after a quota increase, or to leave room for other clients)",
+    )
+    poll_interval_min: float = Field(
+        default=0.5, gt=0, le=60, description="first watch poll interval (seconds)"
+    )
+    create_timeout: float = Field(
+        default=60.0, gt=0, le=600, description="client read timeout of the create call"
+    )
+    request_timeout: float = Field(
+        default=30.0, gt=0, le=600, description="client read timeout of other calls"
+    )
 
     @field_validator("executions_table", "locks_table")
     @classmethod
     def _table_name(cls, value: str) -> str:
         if not _TABLE_NAME.match(value):
             raise ValueError(f"table name {value!r} must be 3-63 letters and digits, starting with a letter")
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, float]) -> dict[str, float]:
+        from runvoy_azure.quotas import QUOTAS
+
+        known = {q.service for q in QUOTAS}
+        for service, rate in value.items():
+            if service not in known:
+                raise ValueError(f"no rate limit named {service!r}; known: {', '.join(sorted(known))}")
+            if not 0 < rate <= 100_000:
+                raise ValueError(
+                    f"rate_limits.{service}: {rate} must be above 0 and at most 100000 per second"
+                )
         return value
 
     @field_validator("logs_container")

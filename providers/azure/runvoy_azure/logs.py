@@ -8,20 +8,26 @@ when the group is gone or its log is empty (ACI drops a stopped group's logs).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from runvoy_azure import loglines
 from runvoy_azure.archive import ArchiveConflict, BlobArchive
-from runvoy_azure.clients import AzureClients, azure_call, is_not_found, status_of
+from runvoy_azure.clients import AzureClients, is_not_found, status_of
 from runvoy_azure.config import AzureConfig
 from runvoy_azure.names import split_ref
 from runvoy_core.errors import TransientProviderError
 from runvoy_core.models import LogEvent, LogPage
+from runvoy_core.ratelimit import Retryable, RetryPolicy, retry_call
 
 ARCHIVE_READ_ATTEMPTS = 3
 # ACI answers a log read of a container that is not running yet (or any more) with a 4xx other than 404
 NOT_READY = {400, 409}
+
+
+def _gave_up(exc: BaseException) -> Retryable | None:
+    if isinstance(exc, TransientProviderError):
+        return Retryable(exc.message, throttled=False)
+    return None
 
 
 class AciLogs:
@@ -33,7 +39,8 @@ class AciLogs:
     # -- reading --------------------------------------------------------------------------------------------
     def _live(self, group_rg: str, name: str) -> str | None:
         """The group's log text; None when the group does not exist (any more)."""
-        with azure_call(f"read the logs of container group {name}"):
+
+        def call() -> str | None:
             try:
                 logs = self._clients.aci.containers.list_logs(
                     group_rg,
@@ -41,6 +48,7 @@ class AciLogs:
                     self._config.container_name,
                     timestamps=True,
                     read_timeout=self._config.request_timeout,
+                    retry_total=0,
                 )
             except Exception as exc:
                 if is_not_found(exc):
@@ -48,7 +56,9 @@ class AciLogs:
                 if status_of(exc) in NOT_READY:
                     return ""  # the container has not started (or was deallocated): no log to read now
                 raise
-        return logs.content or ""
+            return logs.content or ""
+
+        return self._clients.arm_read(f"read the logs of container group {name}", call)
 
     def _text(self, ref: str) -> str:
         group_rg, name = split_ref(ref, self._config.resource_group)
@@ -102,16 +112,15 @@ class AciLogs:
         raise TransientProviderError(f"archiving the logs of {name} kept conflicting with another writer")
 
     def _read_live_with_retries(self, group_rg: str, name: str) -> str | None:
-        delay = 0.2
-        for attempt in range(1, ARCHIVE_READ_ATTEMPTS + 1):
-            try:
-                return self._live(group_rg, name)
-            except TransientProviderError:
-                if attempt == ARCHIVE_READ_ATTEMPTS:
-                    raise
-                time.sleep(delay)
-                delay *= 2
-        return None
+        """The archive is the last chance to keep a finished run's lines: a read that gave up is tried
+        again (through the same core helper, on the same clock) before the group is kept for later."""
+        return retry_call(
+            lambda: self._live(group_rg, name),
+            what=f"read the logs of container group {name} for the archive",
+            classify=_gave_up,
+            policy=RetryPolicy(attempts=ARCHIVE_READ_ATTEMPTS, base_delay=0.4, max_delay=2.0, total=30.0),
+            clock=self._clients.clock,
+        )
 
     def archived_text(self, ref: str) -> str | None:
         _, name = split_ref(ref, self._config.resource_group)

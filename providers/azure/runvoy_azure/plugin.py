@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from runvoy_core.plugins import ProviderRegistry, ProviderSpec, hookimpl
+from runvoy_core.ports.capabilities import Capability
 
-RUNVOY_PLUGIN_API = 1
+RUNVOY_PLUGIN_API = 2
 
-CAPABILITIES = frozenset({"image", "spot", "secrets"})
+CAPABILITIES = frozenset(
+    {
+        Capability.IMAGE,
+        Capability.SPOT,
+        Capability.SECRETS,
+        Capability.LOG_ARCHIVE,
+        Capability.SETUP,
+        Capability.STORE_SCOPED,
+        Capability.LEFTOVER_SWEEP,
+    }
+)
 
 
 @hookimpl
@@ -16,6 +27,7 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
             name="azure",
             factory="runvoy_azure.provider:create_provider",
             config_model="runvoy_azure.config:AzureConfig",
+            pricing="runvoy_azure.pricing:PRICING",
             capabilities=CAPABILITIES,
             install_extra="azure",
             description="Azure Container Instances; logs archived to Blob storage; records and locks in Table storage",

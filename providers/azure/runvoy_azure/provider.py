@@ -14,20 +14,17 @@ from runvoy_azure.secrets import SecretResolver
 from runvoy_azure.setup import AzureSetup
 from runvoy_azure.store import TableStore
 from runvoy_core.config import Settings
-from runvoy_core.ports import Capability
-
-CAPABILITIES = frozenset({Capability.IMAGE, Capability.SPOT, Capability.SECRETS})
 
 
 class AzureProvider:
     name = "azure"
-    capabilities = CAPABILITIES
 
     def __init__(self, config: AzureConfig, settings: Settings | None = None) -> None:
         self.config = config
         self.region: str | None = config.location
         # ACI answers a GET in ~100 ms; polling much faster only spends the ARM read quota
         self.poll_interval_min = config.poll_interval_min
+        self.poll_interval_max: float | None = None  # the user's poll_interval_max
         self.clients = AzureClients(config)
         archive = BlobArchive(self.clients)
         self.logs = AciLogs(self.clients, config, archive)

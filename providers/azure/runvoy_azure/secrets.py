@@ -2,8 +2,8 @@
 container as a ``secure_value`` environment variable: ACI never returns secure values on a GET, and the
 value never reaches a record, a log line or an error message.
 
-The environment variable is NAME with characters other than letters, digits and ``_`` turned into ``_``
-(``db-password`` -> ``db_password``). A Key Vault URL or ``vault/NAME`` form takes the last segment.
+The environment variable follows the core's rule (``runvoy_core.secrets``) applied to the secret's own name,
+the last segment of a Key Vault URL or ``vault/NAME`` form (``db-password`` -> ``DB_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ from typing import Any
 
 from runvoy_azure.clients import AzureClients, azure_call, is_not_found
 from runvoy_core.errors import NotFound, UsageError
-
-_NOT_ALNUM = re.compile(r"[^A-Za-z0-9_]")
+from runvoy_core.secrets import secret_env_name
 
 
 def env_name_for(name: str) -> str:
-    last = re.split(r"[/:]", name.rstrip("/"))[-1] or name
-    env = _NOT_ALNUM.sub("_", last)
-    return env if not env[:1].isdigit() else f"_{env}"
+    return secret_env_name(re.split(r"[/:]", name.rstrip("/"))[-1] or name)
 
 
 class SecretResolver:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+from runvoy_azure.pricing import PRICING
+from runvoy_core.cost.rules import rule_of
 from runvoy_core.errors import UsageError
 from runvoy_core.models import Resources
 
-MIN_CPU = Decimal("0.1")
-CPU_STEP = Decimal("0.01")
-MIN_MEMORY_GB = Decimal("0.1")
-MEMORY_STEP_GB = Decimal("0.1")
+# from the one declaration in this provider's billing rules (data/billing.toml), which `runvoy cost` prices too
+_SIZE = rule_of(PRICING).sizes[0]
+assert _SIZE.cpu_min is not None and _SIZE.cpu_step is not None and _SIZE.memory_round_gib is not None
+MIN_CPU: Decimal = _SIZE.cpu_min
+CPU_STEP: Decimal = _SIZE.cpu_step
+MEMORY_STEP_GB: Decimal = _SIZE.memory_round_gib
+MIN_MEMORY_GB = MEMORY_STEP_GB
 
 
 def memory_gb(memory_mib: int) -> float:

@@ -29,8 +29,6 @@ load_package(Path(__file__).parent / "fakes", _FAKES)
 
 from runvoy_azure_testfakes.aci_server import FakeAci  # noqa: E402
 
-from runvoy_core.testing.fixtures import runvoy_home  # noqa: E402, F401  (autouse: own RUNVOY_HOME per test)
-
 REPO = Path(__file__).resolve().parents[3]
 # RUNVOY_AZURITE_BIN: another folder holding azurite-blob and azurite-table (e.g. a global npm install)
 AZURITE_BIN = Path(
@@ -48,7 +46,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -66,10 +64,15 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
+        return self.connection_string_via(
+            f"http://127.0.0.1:{self.blob_port}", f"http://127.0.0.1:{self.table_port}"
+        )
+
+    def connection_string_via(self, blob_url: str, table_url: str) -> str:
+        """The connection string with the Blob and Table endpoints at other addresses (fault proxies)."""
         return (
             f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/{ACCOUNT};"
-            f"TableEndpoint=http://127.0.0.1:{self.table_port}/{ACCOUNT};"
+            f"BlobEndpoint={blob_url}/{ACCOUNT};TableEndpoint={table_url}/{ACCOUNT};"
         )
 
 
@@ -173,8 +176,11 @@ def azure_section(azurite: Azurite, fake: FakeAci, **overrides: Any) -> dict[str
         "retry_backoff": 0.05,
         "retry_total": 3,
         "poll_interval_min": 0.05,
-        "request_timeout": 5,
-        "create_timeout": 5,
+        # the suite reads far faster than ARM's quota allows: test_azure_quotas.py keeps to it
+        "rate_limits": {"arm.reads": 10_000.0},
+        # only a hung fake hits these: a loaded machine must not turn a slow answer into a fault
+        "request_timeout": 30,
+        "create_timeout": 30,
     }
     section.update(overrides)
     return section
@@ -238,3 +244,9 @@ def key_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     vault = FakeKeyVault(tmp_path_factory.mktemp("vault")).start()
     yield vault
     vault.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(runvoy_home: Path) -> Path:
+    """Every test gets its own RUNVOY_HOME (the kit's fixture, registered by its pytest plugin)."""
+    return runvoy_home

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from runvoy_azure_testfakes.helpers import read_all, spec, wait_ended, wait_for
 from runvoy_core.errors import UsageError
 from runvoy_core.models import ExecutionRequest, Resources
 from runvoy_core.ports import TaskPhase
+from runvoy_core.testing.waiting import DEADLINE, gate
 
 
 def test_a_run_gives_its_exit_code_times_and_billed_period(provider: Any, fake_aci: Any) -> None:
@@ -51,23 +54,24 @@ def test_the_group_is_linux_never_restarting_tagged_and_sized(provider: Any, fak
         "runvoy": "1",
         "runvoy-execution": "aaaa00000002",
         "runvoy-request": "req-1",
+        "runvoy-store": provider.compute.store_id,
     }
 
 
 def test_secrets_travel_as_secure_values_and_are_never_returned(make_provider: Any, fake_aci: Any) -> None:
     provider = make_provider(secret_values={"db-password": "s3cr3t-value"})
     task = spec(
-        "aaaa00000003", '[ "$db_password" = "s3cr3t-value" ] && echo matched', secrets=["db-password"]
+        "aaaa00000003", '[ "$DB_PASSWORD" = "s3cr3t-value" ] && echo matched', secrets=["db-password"]
     )
     ref = provider.compute.start(task, "aaaa00000003")
     assert wait_ended(provider, ref).exit_code == 0
     assert read_all(provider, ref) == ["matched"]
     sent = fake_aci.group("runvoy-aaaa00000003").body["properties"]["containers"][0]["properties"]
-    assert {"name": "db_password", "secureValue": "s3cr3t-value"} in sent["environmentVariables"]
+    assert {"name": "DB_PASSWORD", "secureValue": "s3cr3t-value"} in sent["environmentVariables"]
     # a GET (what describe and every later reader sees) never carries the value
     got = provider.clients.aci.container_groups.get(provider.config.resource_group, "runvoy-aaaa00000003")
     variables = {v.name: (v.value, v.secure_value) for v in got.containers[0].environment_variables}
-    assert variables["db_password"] == (None, None)
+    assert variables["DB_PASSWORD"] == (None, None)
 
 
 def test_start_is_idempotent_by_execution_id(provider: Any, fake_aci: Any) -> None:
@@ -83,14 +87,17 @@ def test_start_is_idempotent_by_execution_id(provider: Any, fake_aci: Any) -> No
     assert provider.compute.find("ffff00000000") is None
 
 
-def test_state_is_pending_before_placement_then_running(provider: Any, fake_aci: Any) -> None:
-    fake_aci.start_delay = 0.4
-    ref = provider.compute.start(spec("aaaa00000005", "sleep 0.3"), "aaaa00000005")
+def test_state_is_pending_before_placement_then_running(provider: Any, fake_aci: Any, tmp_path: Path) -> None:
+    placed, done = threading.Event(), tmp_path / "done"
+    fake_aci.start_gate = placed
+    ref = provider.compute.start(spec("aaaa00000005", gate(done)), "aaaa00000005")
     first = provider.compute.describe(ref)
     assert first.phase in (TaskPhase.PENDING, TaskPhase.STARTING)
+    placed.set()
     running = wait_for(provider, ref, lambda s: s.phase is TaskPhase.RUNNING)
     assert running.started_at is not None
     assert [s.ref for s in provider.compute.list_active()] == [ref]
+    done.touch()
     wait_ended(provider, ref)
     assert provider.compute.list_active() == []
 
@@ -124,7 +131,7 @@ def test_stop_ends_the_group_and_cleanup_deletes_it_after_archiving(provider: An
 
 
 def test_cleanup_never_deletes_a_running_group(provider: Any, fake_aci: Any) -> None:
-    ref = provider.compute.start(spec("aaaa00000008", "sleep 30"), "aaaa00000008")
+    ref = provider.compute.start(spec("aaaa00000008", "sleep 300"), "aaaa00000008")
     wait_for(provider, ref, lambda s: s.phase is TaskPhase.RUNNING)
     provider.compute.cleanup(ref)
     assert fake_aci.group("runvoy-aaaa00000008") is not None
@@ -242,7 +249,7 @@ def test_the_fakes_long_running_operation_completes_through_the_sdk_poller(
     poller = provider.clients.aci.container_groups.begin_create_or_update(
         provider.config.resource_group, "runvoy-lro", body
     )
-    group = poller.result(timeout=10)
+    group = poller.result(timeout=DEADLINE)
     assert group.provisioning_state == "Succeeded"
     assert fake_aci.count("GET", "/operations/") >= 1
 

@@ -9,18 +9,22 @@ import pytest
 
 from runvoy_core.testing.conformance import (
     ComputeConformance,
+    ContractConformance,
+    CostConformance,
+    CostExample,
     LockRegisterConformance,
     LogsConformance,
     PackagingConformance,
+    RunnerConformance,
     StoreConformance,
 )
 
 
 class AzureWaits:
     poll_interval = 0.03
-    max_wait = 10.0
-    stop_margin = 5.0
-    log_wait = 3.0
+    max_wait = 60.0  # bounds a hang only: waits return as soon as the state is reached
+    stop_margin = 20.0  # room for a loaded machine, below the 30 s grace a force stop must beat
+    log_wait = 30.0
     image = "mcr.microsoft.com/cbl-mariner/busybox:2.0"
 
     @pytest.fixture
@@ -65,3 +69,24 @@ class TestAzurePackaging(PackagingConformance):
     provider_name = "azure"
     entry_point_module = "runvoy_azure.plugin"
     forbidden_modules = ["azure", "boto3", "botocore", "google"]
+
+
+class TestAzureContract(AzureWaits, ContractConformance):
+    pass
+
+
+class TestAzureRunner(RunnerConformance):
+    @pytest.fixture
+    def runvoy_args(self, new_section: Any) -> tuple[str, dict[str, Any]]:
+        from runvoy_core.api import Runvoy
+
+        section = new_section()
+        with Runvoy(provider="azure", **section) as client:
+            client.provider.setup(dry_run=False)
+        return "azure", section
+
+
+class TestAzureCost(AzureWaits, CostConformance):
+    provider_name = "azure"
+    # the ACI pricing page: 50 groups a day for 30 days, 1 vCPU / 2 GB, 150 s each = $2.53 + $0.56
+    examples = [CostExample(cpu="1", memory="2GiB", seconds=150, runs=1500, region="eastus", total="3.09")]

@@ -16,19 +16,19 @@ from runvoy_core.testing.sinks import RecordingSink as Sink
 GROUP_GET = r"/containerGroups/runvoy-[0-9a-f]+$"
 
 
-def test_a_429_with_retry_after_is_retried_by_the_sdk_after_the_wait(provider: Any, fake_aci: Any) -> None:
+def test_a_429_with_retry_after_is_retried_after_the_wait(provider: Any, fake_aci: Any) -> None:
     ref = provider.compute.start(spec("cccc00000001", "echo ok"), "cccc00000001")
     fault = fake_aci.inject("GET", GROUP_GET, status=429, headers={"Retry-After": "1"}, times=1)
     started = time.monotonic()
     state = provider.compute.describe(ref)
     assert fault.hits == 1
-    assert time.monotonic() - started >= 0.95  # the SDK's retry policy honoured Retry-After
+    assert time.monotonic() - started >= 0.95  # the core retry helper honoured Retry-After
     assert state.ref == ref
     assert wait_ended(provider, ref).exit_code == 0
 
 
 def test_throttling_beyond_the_retries_is_transient_and_never_crashes_a_watch(rv: Any, fake_aci: Any) -> None:
-    # more 429s than the SDK retries (retry_total=3): some describes fail as TransientProviderError
+    # more 429s than a read retries (retry_total=3): some describes fail as TransientProviderError
     fault = fake_aci.inject("GET", GROUP_GET, status=429, headers={"Retry-After": "0"}, times=9)
     with pytest.raises(TransientProviderError):
         rv.provider.compute.describe(f"{rv.provider.config.resource_group}/runvoy-000000000000")
@@ -75,7 +75,7 @@ def _run_with_failing_log_reads(rv: Any, fake_aci: Any, failures: int, command: 
     holder: dict[str, Any] = {}
 
     def on_start(handle: Any) -> None:
-        # reads fail with 503 beyond the SDK's retries (retry_total=3: 4 calls per read)
+        # reads fail with 503 beyond their retries (retry_total=3: 4 calls per read)
         holder["fault"] = fake_aci.inject("GET", r"/containers/main/logs$", status=503, times=failures)
 
     execution = rv.run(command, log_sink=sink, on_start=on_start)

@@ -25,7 +25,7 @@ def test_a_key_vault_secret_reaches_the_command_as_a_secure_value(vault_client: 
     sink = Sink()
     digest = hashlib.sha256(b"kv-s3cr3t").hexdigest()
     # the command compares a digest, so that the value itself appears in no command line
-    command = f'[ "$(printf %s "$db_password" | sha256sum | cut -d" " -f1)" = "{digest}" ] && echo matched'
+    command = f'[ "$(printf %s "$DB_PASSWORD" | sha256sum | cut -d" " -f1)" = "{digest}" ] && echo matched'
     execution = vault_client.run(command, secrets=["db-password"], log_sink=sink)
     assert execution.status is Status.SUCCEEDED, execution.reason
     assert sink.lines() == ["matched"]
@@ -46,7 +46,7 @@ def test_a_missing_key_vault_secret_fails_the_start_clearly(vault_client: Any, k
 def test_config_secret_values_and_name_clashes(make_provider: Any) -> None:
     provider = make_provider(secret_values={"app/token": "t0ken", "other/token": "x"})
     ref = provider.compute.start(
-        spec("dddd00000001", '[ "$token" = "t0ken" ] && echo ok', secrets=["app/token"]), "dddd00000001"
+        spec("dddd00000001", '[ "$TOKEN" = "t0ken" ] && echo ok', secrets=["app/token"]), "dddd00000001"
     )
     assert wait_ended(provider, ref).exit_code == 0 and read_all(provider, ref) == ["ok"]
     with pytest.raises(UsageError, match="both become"):

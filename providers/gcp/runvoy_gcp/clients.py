@@ -7,7 +7,11 @@ import functools
 from typing import Any
 
 from runvoy_core.errors import ConfigError, ProviderUnavailable
+from runvoy_core.ratelimit import PROCESS_LIMITS, Clock, RateLimits, TokenBucket
 from runvoy_gcp.config import GcpConfig
+from runvoy_gcp.quotas import PROVIDER, QUOTAS
+
+PROCESS_LIMITS.declare(PROVIDER, QUOTAS)
 
 INSTALL_HINT = "install it with: pip install 'runvoy[gcp]'"
 
@@ -34,6 +38,19 @@ class GcpClients:
         self.config = config
         self._credentials: Credentials | None = None
         self._project: str | None = config.project
+        self.limits: RateLimits = PROCESS_LIMITS
+        """The buckets of this process (a test gives its own, on a manual clock)."""
+
+    @property
+    def clock(self) -> Clock:
+        return self.limits.clock
+
+    def limiter(self, service: str, project: str | None = None) -> TokenBucket:
+        """The process's bucket for a quota of ``service`` in ``project`` (default: the configured one)."""
+        self.limits.declare(PROVIDER, QUOTAS)
+        return self.limits.limiter(
+            PROVIDER, service, project or self.project, overrides=self.config.rate_limits
+        )
 
     def _resolve(self) -> tuple[Credentials, str]:
         if self._credentials is None:

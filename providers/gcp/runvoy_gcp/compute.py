@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +24,9 @@ from google.cloud import run_v2
 from runvoy_core.errors import NotFound, ProviderError, StartFailed, TransientProviderError, ValidationFailed
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
-from runvoy_gcp.calls import is_transient, translate, with_retry
+from runvoy_core.ports.compute import make_store_id
+from runvoy_core.ratelimit import Retryable, RetryPolicy, retry_call
+from runvoy_gcp.calls import classify, is_transient, translate, with_retry
 from runvoy_gcp.clients import GcpClients
 from runvoy_gcp.config import GcpConfig
 from runvoy_gcp.secrets import SecretRef, parse_secrets
@@ -33,6 +34,10 @@ from runvoy_gcp.sizes import effective_size
 
 CONTAINER = "task"
 EXECUTION_ID_ENV = "RUNVOY_EXECUTION_ID"
+STORE_LABEL = "runvoy-store"
+"""Label of a job (and its executions) naming the store (bucket + prefix) its runs' records are in: reconcile
+touches only its own store's executions (decision 0016). Part of the job's content, so each store has its
+own jobs."""
 MAX_TIMEOUT = 168 * 3600
 # how many of the newest executions find() looks through for an execution id
 FIND_SCAN_LIMIT = 2000
@@ -65,6 +70,16 @@ def _when(value: Any) -> datetime | None:
     return None
 
 
+class _JobGone(Exception):
+    """``jobs:run`` found no job: it was created again, and the run is tried again at once."""
+
+
+def _start_verdict(exc: BaseException) -> Retryable | None:
+    if isinstance(exc, _JobGone):
+        return Retryable("the Cloud Run job disappeared", retry_after=0.0, throttled=False)
+    return classify(exc)
+
+
 class CloudRunCompute:
     def __init__(self, config: GcpConfig, clients: GcpClients) -> None:
         self.config = config
@@ -91,6 +106,10 @@ class CloudRunCompute:
     @property
     def _timeout(self) -> float:
         return self.config.request_timeout
+
+    @property
+    def store_id(self) -> str:
+        return make_store_id("gcp", self.clients.bucket_name, self.config.bucket_prefix)
 
     def location(self, region: str | None) -> str:
         return f"projects/{self.clients.project}/locations/{region or self.config.region}"
@@ -123,7 +142,7 @@ class CloudRunCompute:
             "service_account": self.config.service_account,
             "workdir": spec.workdir,
             "timeout": int(self.config.default_timeout),
-            "labels": dict(sorted(self.config.labels.items())),
+            "labels": dict(sorted({**self.config.labels, STORE_LABEL: self.store_id}.items())),
         }
 
     def job_id(self, content: dict[str, Any]) -> str:
@@ -159,7 +178,13 @@ class CloudRunCompute:
         labels = {"managed-by": "runvoy", "runvoy-hash": content_hash_label(content), **content["labels"]}
         return run_v2.Job(
             labels=labels,
-            template=run_v2.ExecutionTemplate(task_count=1, parallelism=1, template=task),
+            # executions take their labels from the execution template
+            template=run_v2.ExecutionTemplate(
+                task_count=1,
+                parallelism=1,
+                template=task,
+                labels={k: v for k, v in content["labels"].items() if k == STORE_LABEL},
+            ),
         )
 
     def ensure_job(self, location: str, content: dict[str, Any]) -> str:
@@ -185,8 +210,10 @@ class CloudRunCompute:
                     parent=location, job=job, job_id=job_id, timeout=self._timeout
                 )
                 operation.result(timeout=max(self._timeout, 60))
-            except gexc.AlreadyExists:
-                pass  # another runner created the same content first: it is the same job
+            except gexc.Conflict:
+                # another runner (or our own attempt whose answer was lost) created the same content first:
+                # it is the same job. Over REST a 409 is raised as Conflict, over gRPC as AlreadyExists
+                pass
 
         try:
             self._retry(create, f"create Cloud Run job {job_id}", passthrough=())
@@ -243,39 +270,59 @@ class CloudRunCompute:
         existing = self._started.get(idempotency_key) or self._recent_execution(job_name, idempotency_key)
         if existing is not None:
             return existing
-        delay = self.config.retry_backoff
-        last_error: BaseException | None = None
-        for attempt in range(1, self.config.retry_attempts + 1):
+        job = [job_name]
+        errors: list[BaseException] = []
+        gone = [0]
+
+        def attempt() -> str:
+            before: str | None = None
             try:
-                before = self._latest(job_name)
+                before = self._latest(job[0])
                 operation = self.clients.jobs.run_job(request=request, timeout=self._timeout)
-                self._started[idempotency_key] = str(operation.metadata.name)
-                return self._started[idempotency_key]
             except gexc.NotFound:
                 # the job was deleted behind our back (a person cleaning up): create it again
-                self._known_jobs.discard(job_name)
-                job_name = self.ensure_job(location, content)
-                continue
+                self._known_jobs.discard(job[0])
+                job[0] = self.ensure_job(location, content)
+                gone[0] += 1
+                raise _JobGone from None
             except Exception as exc:
                 if not is_transient(exc):
                     if isinstance(exc, gexc.GoogleAPICallError):
-                        err = translate(exc, f"run Cloud Run job {job_name.rsplit('/', 1)[1]}")
+                        err = translate(exc, f"run Cloud Run job {job[0].rsplit('/', 1)[1]}")
                         raise StartFailed(err.message, hint=err.hint) from None
                     raise
-                last_error = exc
-            # unknown outcome: the execution may exist server-side although the answer was lost
-            found = self._find_since(job_name, before, idempotency_key)
-            if found is not None:
-                self._started[idempotency_key] = found
-                return found
-            if attempt < self.config.retry_attempts:
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        if last_error is None:
-            raise StartFailed(
-                f"Cloud Run job {job_name} keeps disappearing", hint="check who deletes runvoy jobs"
+                errors.append(exc)
+                # unknown outcome: the execution may exist server-side although the answer was lost
+                found = self._find_since(job[0], before, idempotency_key)
+                if found is not None:
+                    return found
+                raise
+            return str(operation.metadata.name)
+
+        policy = RetryPolicy(
+            attempts=self.config.retry_attempts,
+            base_delay=self.config.retry_backoff,
+            max_delay=10.0,
+            total=120.0,
+        )
+        try:
+            ref = retry_call(
+                attempt,
+                what="run Cloud Run job",
+                classify=_start_verdict,
+                policy=policy,
+                clock=self.clients.clock,
             )
-        raise translate(last_error, "run Cloud Run job")
+        except TransientProviderError:
+            if errors:
+                raise translate(errors[-1], "run Cloud Run job") from None
+            if gone[0]:
+                raise StartFailed(
+                    f"Cloud Run job {job[0]} keeps disappearing", hint="check who deletes runvoy jobs"
+                ) from None
+            raise
+        self._started[idempotency_key] = ref
+        return ref
 
     def _recent_execution(self, job_name: str, key: str) -> str | None:
         """A start repeated by another process (after a crash) returns the execution the first one created,
@@ -496,7 +543,8 @@ class CloudRunCompute:
             if created is not None and created < horizon:
                 break
             if _when(execution.completion_time) is None:
-                active.append(self._active_state(str(execution.name), execution))
+                state = self._active_state(str(execution.name), execution)
+                active.append(state.model_copy(update={"store_id": execution.labels.get(STORE_LABEL)}))
         return active
 
     def cleanup(self, ref: str) -> None:

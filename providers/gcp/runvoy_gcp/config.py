@@ -20,7 +20,7 @@ class GcpConfig(BaseModel):
     """With Application Default Credentials (``gcloud auth application-default login`` or a service account)
     and ``runvoy setup --provider gcp`` run once, ``runvoy --provider gcp run ...`` works."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     project: str | None = Field(
         default=None, description="GCP project id; None = the project of Application Default Credentials"
@@ -55,11 +55,33 @@ class GcpConfig(BaseModel):
     check_secrets: bool = Field(
         default=True, description="check that each secret exists in Secret Manager before starting"
     )
-    request_timeout: float = Field(default=30.0, gt=0, description="seconds per API call")
+    request_timeout: float = Field(default=30.0, gt=0, le=600, description="seconds per API call")
     retry_attempts: int = Field(
         default=6, ge=1, le=20, description="attempts for throttled/unavailable calls"
     )
-    retry_backoff: float = Field(default=0.5, ge=0, description="first retry delay in seconds (then doubles)")
+    retry_backoff: float = Field(
+        default=0.5, ge=0, le=60, description="first retry delay in seconds (then doubles)"
+    )
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description="requests per second runvoy allows itself per API (logging.entries.list), instead of "
+        "its share of the published quota: after a quota increase, or to leave room for other clients",
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, float]) -> dict[str, float]:
+        from runvoy_gcp.quotas import QUOTAS
+
+        known = {q.service for q in QUOTAS}
+        for service, rate in value.items():
+            if service not in known:
+                raise ValueError(f"no rate limit named {service!r}; known: {', '.join(sorted(known))}")
+            if not 0 < rate <= 100_000:
+                raise ValueError(
+                    f"rate_limits.{service}: {rate} must be above 0 and at most 100000 per second"
+                )
+        return value
 
     @field_validator("job_prefix")
     @classmethod

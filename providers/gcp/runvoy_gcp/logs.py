@@ -29,6 +29,7 @@ from runvoy_gcp.calls import translate, with_retry
 from runvoy_gcp.clients import GcpClients
 from runvoy_gcp.compute import parse_ref
 from runvoy_gcp.config import GcpConfig
+from runvoy_gcp.quotas import LOGGING_READS
 
 MAX_PAGE = 1000  # the API's largest pageSize
 ARCHIVE_CURSOR = "archive:"
@@ -105,12 +106,16 @@ class CloudLoggingLogs:
                 )
             )
 
+        names = body.get("resourceNames") or []
+        project = str(names[0]).removeprefix("projects/") if names else None
         try:
             return with_retry(
                 call,
                 "read Cloud Logging",
                 attempts=self.config.retry_attempts,
                 backoff=self.config.retry_backoff,
+                bucket=self.clients.limiter(LOGGING_READS, project),
+                clock=self.clients.clock,
             )
         except TransientProviderError:
             raise
@@ -210,6 +215,7 @@ class CloudLoggingLogs:
                     "read the log archive",
                     attempts=self.config.retry_attempts,
                     backoff=self.config.retry_backoff,
+                    clock=self.clients.clock,
                 )
             )
         except gexc.NotFound:
@@ -241,6 +247,7 @@ class CloudLoggingLogs:
                 "archive logs to GCS",
                 attempts=self.config.retry_attempts,
                 backoff=self.config.retry_backoff,
+                clock=self.clients.clock,
             )
             pointer = bucket.blob(self.pointer_name(ref))
             with_retry(
@@ -248,6 +255,7 @@ class CloudLoggingLogs:
                 "archive logs to GCS",
                 attempts=self.config.retry_attempts,
                 backoff=self.config.retry_backoff,
+                clock=self.clients.clock,
             )
         except gexc.GoogleAPICallError as exc:
             raise translate(exc, "archive logs to GCS") from None

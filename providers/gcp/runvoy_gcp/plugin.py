@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from runvoy_core.plugins import ProviderRegistry, ProviderSpec, hookimpl
+from runvoy_core.ports.capabilities import Capability
 
-RUNVOY_PLUGIN_API = 1
+RUNVOY_PLUGIN_API = 2
 
 
 @hookimpl
@@ -14,7 +15,18 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
             name="gcp",
             factory="runvoy_gcp.provider:create_provider",
             config_model="runvoy_gcp.config:GcpConfig",
-            capabilities=frozenset({"image", "secrets", "native_timeout", "detached_supervision"}),
+            pricing="runvoy_gcp.pricing:PRICING",
+            capabilities=frozenset(
+                {
+                    Capability.IMAGE,
+                    Capability.SECRETS,
+                    Capability.NATIVE_TIMEOUT,
+                    Capability.DETACHED_SUPERVISION,
+                    Capability.LOG_ARCHIVE,
+                    Capability.SETUP,
+                    Capability.STORE_SCOPED,
+                }
+            ),
             install_extra="gcp",
             description="GCP Cloud Run jobs, Cloud Logging, GCS records, locks and log archive",
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from runvoy_core.config import Settings
-from runvoy_core.ports import Capability
 from runvoy_gcp.clients import GcpClients
 from runvoy_gcp.compute import CloudRunCompute
 from runvoy_gcp.config import GcpConfig
@@ -14,14 +13,9 @@ from runvoy_gcp.objects import ObjectStore
 from runvoy_gcp.register import GcsLockRegister
 from runvoy_gcp.store import GcsExecutionStore
 
-CAPABILITIES = frozenset(
-    {Capability.IMAGE, Capability.SECRETS, Capability.NATIVE_TIMEOUT, Capability.DETACHED_SUPERVISION}
-)
-
 
 class GcpProvider:
     name = "gcp"
-    capabilities = CAPABILITIES
 
     def __init__(self, config: GcpConfig, settings: Settings | None = None) -> None:
         self.config = config

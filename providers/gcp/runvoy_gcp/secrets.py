@@ -1,8 +1,8 @@
 """Secret names → Cloud Run env entries that reference Secret Manager (``valueSource.secretKeyRef``).
 
 A secret name given to runvoy is ``SECRET`` or ``SECRET:VERSION`` (a Secret Manager secret id in the provider's
-project, or a full ``projects/P/secrets/S`` name); the variable the command sees is the secret id in upper case
-with every other character turned into ``_`` (``db-password`` → ``DB_PASSWORD``). The value is read by Cloud
+project, or a full ``projects/P/secrets/S`` name); the variable the command sees follows the core's rule
+(``runvoy_core.secrets``) applied to the secret id (``db-password`` → ``DB_PASSWORD``). The value is read by Cloud
 Run when the task starts: runvoy never sees it.
 """
 
@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from runvoy_core.errors import ValidationFailed
+from runvoy_core.secrets import secret_env_name
 
 _SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _VERSION = re.compile(r"^(latest|[1-9][0-9]*)$")
@@ -48,10 +49,7 @@ def parse_secret(name: str) -> SecretRef:
             "optionally followed by :VERSION (a number or 'latest')",
             hint="for example --secret db-password or --secret db-password:3",
         )
-    env_name = re.sub(r"[^A-Za-z0-9]", "_", secret_id).upper()
-    if env_name[0].isdigit():
-        env_name = "_" + env_name
-    return SecretRef(env_name, secret, version)
+    return SecretRef(secret_env_name(secret_id), secret, version)
 
 
 def _split_full(name: str) -> tuple[str, str, str]:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from runvoy_core.cost.rules import rule_of
 from runvoy_core.errors import ValidationFailed
 from runvoy_core.models import Resources
 from runvoy_core.units import format_memory
+from runvoy_gcp.pricing import PRICING
 
-# vCPU -> (min MiB, max MiB) for Cloud Run jobs (x86 only); see docs/decisions/0601-gcp-sizes-and-defaults.md
-CPU_MEMORY_MIB: dict[int, tuple[int, int]] = {
-    1: (512, 4096),
-    2: (512, 8192),
-    4: (2048, 16384),
-    6: (4096, 24576),
-    8: (4096, 32768),
-}
+
+def _cpu_memory_mib() -> dict[int, tuple[int, int]]:
+    """vCPU -> (min MiB, max MiB) for Cloud Run jobs (x86 only), from the one declaration in this provider's
+    billing rules (``data/billing.toml``, also what ``runvoy cost`` prices); see decision 0601."""
+    rule = rule_of(PRICING)
+    return {int(row.cpu): (row.memory_min, row.memory_max) for row in rule.sizes if row.cpu is not None}
+
+
+CPU_MEMORY_MIB = _cpu_memory_mib()
 
 
 def valid_sizes() -> str:

@@ -22,8 +22,8 @@ load_package(Path(__file__).parent / "fakes", _FAKES)
 from runvoy_gcp_testfakes.cloud_logging import FakeCloudLogging  # noqa: E402
 from runvoy_gcp_testfakes.cloud_run import FakeCloudRun  # noqa: E402
 from runvoy_gcp_testfakes.gcs_server import FakeGcsServer  # noqa: E402
+from runvoy_gcp_testfakes.server import MonotonicClock  # noqa: E402
 
-from runvoy_core.testing.fixtures import runvoy_home  # noqa: E402, F401  (autouse: own RUNVOY_HOME per test)
 from runvoy_core.testing.simulator import CloudSimulator  # noqa: E402
 
 
@@ -74,17 +74,22 @@ def gcp_settings(
         "storage_endpoint": fake_gcs.endpoint,
         "secretmanager_endpoint": fake_run.endpoint,
         "anonymous_credentials": True,
-        "request_timeout": 5.0,
+        "request_timeout": 30.0,  # only a hung fake hits it: a loaded machine must not turn slowness into a fault
         "retry_attempts": 4,
         "retry_backoff": 0.05,
+        # the suite reads logs far faster than Cloud Logging's quota allows: test_gcp_quotas.py keeps to it
+        "rate_limits": {"logging.entries.list": 10_000.0},
         "image": "python:3.12-slim",
     }
     yield section
+    fake_logging.quota = None
+    fake_logging.server.clock = MonotonicClock()
     fake_run.server.faults.clear()
     fake_run.start_delay = 0.0
+    fake_run.start_gate = None
     fake_run.template_shows_overrides = True
     fake_logging.server.faults.clear()
-    fake_run.simulator.shutdown(timeout=5)
+    fake_run.simulator.shutdown(timeout=30)
 
 
 @pytest.fixture
@@ -102,3 +107,9 @@ def provider(gcp_config):
     prov.clients.storage.create_bucket(prov.clients.bucket_name)
     yield prov
     prov.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(runvoy_home: Path) -> Path:
+    """Every test gets its own RUNVOY_HOME (the kit's fixture, registered by its pytest plugin)."""
+    return runvoy_home

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import time
+import threading
 
 import pytest
 
 from runvoy_core.errors import StartFailed, ValidationFailed
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
+from runvoy_core.testing.waiting import DEADLINE, wait_for
 
 
 def spec_for(command: str, execution_id: str = "e1", **request: object) -> TaskSpec:
@@ -22,14 +23,11 @@ def spec_for(command: str, execution_id: str = "e1", **request: object) -> TaskS
     )
 
 
-def wait_ended(provider, ref: str, timeout: float = 10.0) -> TaskState:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = provider.compute.describe(ref)
-        if state.ended:
-            return state
-        time.sleep(0.05)
-    raise AssertionError(f"{ref} did not end: {state}")
+def wait_ended(provider, ref: str, timeout: float = DEADLINE) -> TaskState:
+    state: TaskState = wait_for(
+        lambda: (s := provider.compute.describe(ref)).ended and s, what=f"{ref} to end", timeout=timeout
+    )
+    return state
 
 
 def test_run_reports_exit_code_times_and_logs(provider, fake_run) -> None:
@@ -157,19 +155,17 @@ def test_env_clashing_with_a_secret_is_refused(provider) -> None:
 
 
 def test_timeout_is_enforced_by_cloud_run(provider) -> None:
-    spec = spec_for("echo start; sleep 30", timeout=1)
+    spec = spec_for("echo start; sleep 300", timeout=1)
     ref = provider.compute.start(spec, "e1")
-    state = wait_ended(provider, ref, timeout=10)
+    state = wait_ended(provider, ref)
     assert state.timed_out
     assert state.exit_code != 0
     assert "timeout" in (state.reason or "")
 
 
 def test_stop_cancels_the_execution(provider) -> None:
-    ref = provider.compute.start(spec_for("echo up; sleep 30"), "e1")
-    deadline = time.monotonic() + 5
-    while provider.compute.describe(ref).phase != TaskPhase.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.05)
+    ref = provider.compute.start(spec_for("echo up; sleep 300"), "e1")
+    wait_for(lambda: provider.compute.describe(ref).phase == TaskPhase.RUNNING, what=f"{ref} to run")
     provider.compute.stop(ref, grace=10)
     state = wait_ended(provider, ref)
     assert state.stopped_by_request
@@ -177,7 +173,7 @@ def test_stop_cancels_the_execution(provider) -> None:
 
 
 def test_find_and_list_active(provider, fake_run) -> None:
-    running = provider.compute.start(spec_for("sleep 30", "run1"), "run1")
+    running = provider.compute.start(spec_for("sleep 300", "run1"), "run1")
     done = provider.compute.start(spec_for("true", "done1"), "done1")
     wait_ended(provider, done)
     assert provider.compute.find("run1") == running
@@ -196,9 +192,10 @@ def test_describe_of_a_deleted_execution_is_unknown(provider, fake_run) -> None:
 
 
 def test_pending_before_start(provider, fake_run) -> None:
-    fake_run.start_delay = 0.5
+    fake_run.start_gate = threading.Event()
     ref = provider.compute.start(spec_for("true"), "e1")
     assert provider.compute.describe(ref).phase == TaskPhase.PENDING
+    fake_run.start_gate.set()
     assert wait_ended(provider, ref).exit_code == 0
 
 

@@ -7,18 +7,22 @@ import pytest
 
 from runvoy_core.testing.conformance import (
     ComputeConformance,
+    ContractConformance,
+    CostConformance,
+    CostExample,
     LockRegisterConformance,
     LogsConformance,
     PackagingConformance,
+    RunnerConformance,
     StoreConformance,
 )
 
 
 class TestGcpCompute(ComputeConformance):
     poll_interval = 0.02
-    max_wait = 10.0
-    stop_margin = 3.0
-    log_wait = 2.0
+    max_wait = 60.0  # bounds a hang only: waits return as soon as the state is reached
+    stop_margin = 20.0  # room for a loaded machine, below the 30 s grace a force stop must beat
+    log_wait = 30.0
     image = "python:3.12-slim"
 
     def unknown_ref(self) -> str:
@@ -27,8 +31,8 @@ class TestGcpCompute(ComputeConformance):
 
 class TestGcpLogs(LogsConformance):
     poll_interval = 0.02
-    max_wait = 10.0
-    log_wait = 2.0
+    max_wait = 60.0  # bounds a hang only: waits return as soon as the state is reached
+    log_wait = 30.0
     image = "python:3.12-slim"
 
 
@@ -48,3 +52,21 @@ class TestGcpPackaging(PackagingConformance):
     provider_name = "gcp"
     entry_point_module = "runvoy_gcp.plugin"
     forbidden_modules = ["google", "googleapiclient", "grpc", "proto", "requests", "boto3", "azure"]
+
+
+class TestGcpContract(ContractConformance):
+    pass
+
+
+class TestGcpRunner(RunnerConformance):
+    @pytest.fixture
+    def runvoy_args(self, gcp_settings, provider):  # type: ignore[no-untyped-def]
+        return "gcp", dict(gcp_settings)  # `provider` created the bucket
+
+
+class TestGcpCost(CostConformance):
+    provider_name = "gcp"
+    # Cloud Run jobs, tier 1: 1 vCPU, 512 MiB for an hour = $0.0648 + $0.0036, a hundred times
+    examples = [
+        CostExample(cpu="1", memory="512MiB", seconds=3600, runs=100, region="us-central1", total="6.84")
+    ]

@@ -19,7 +19,7 @@ def raw(endpoint: str, method: str, path: str, body: object | None = None) -> tu
     request = urllib.request.Request(endpoint + path, data=data, method=method)
     request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

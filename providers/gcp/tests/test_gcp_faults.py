@@ -3,7 +3,7 @@ created, an execution cancelled from outside, a task killed by a signal."""
 
 from __future__ import annotations
 
-import time
+import threading
 
 import pytest
 from google.cloud import run_v2
@@ -11,6 +11,7 @@ from google.cloud import run_v2
 from runvoy_core.errors import TransientProviderError
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec
+from runvoy_core.testing.waiting import DEADLINE, wait_for
 
 RUN = "run.projects.locations.jobs.run"
 GET_EXECUTION = "run.projects.locations.jobs.executions.get"
@@ -27,14 +28,10 @@ def executions_of(fake_run, project: str) -> list[str]:
     return [n for n in fake_run.executions if f"/{project}/" in n]
 
 
-def wait_ended(provider, ref: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = provider.compute.describe(ref)
-        if state.ended:
-            return state
-        time.sleep(0.05)
-    raise AssertionError("did not end")
+def wait_ended(provider, ref: str, timeout: float = DEADLINE):
+    return wait_for(
+        lambda: (s := provider.compute.describe(ref)).ended and s, what=f"{ref} to end", timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -67,9 +64,10 @@ def test_run_that_timed_out_client_side_but_started_server_side(
     from runvoy_gcp.provider import create_provider
 
     fake_run.template_shows_overrides = template_shows_overrides
-    impatient = create_provider(gcp_config.model_copy(update={"request_timeout": 0.3}), None)
+    # the answer comes 10 s after the 1 s timeout: the other calls still get a loaded machine's second
+    impatient = create_provider(gcp_config.model_copy(update={"request_timeout": 1.0}), None)
     try:
-        fake_run.server.faults.add(RUN, delay_after=1.0)
+        fake_run.server.faults.add(RUN, delay_after=10.0)
         ref = impatient.compute.start(spec_for("echo started"), "e1")
         assert executions_of(fake_run, project) == [ref]
         assert len([c for c in fake_run.server.calls_to(RUN) if project in c.path]) == 1
@@ -91,10 +89,8 @@ def test_ambiguous_run_with_another_execution_in_between_is_not_confused(provide
 
 
 def test_execution_cancelled_from_outside(provider, fake_run) -> None:
-    ref = provider.compute.start(spec_for("echo up; sleep 30"), "e1")
-    deadline = time.monotonic() + 5
-    while provider.compute.describe(ref).phase != TaskPhase.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.05)
+    ref = provider.compute.start(spec_for("echo up; sleep 300"), "e1")
+    wait_for(lambda: provider.compute.describe(ref).phase == TaskPhase.RUNNING, what=f"{ref} to run")
     other_client = run_v2.ExecutionsClient(
         transport="rest",
         credentials=provider.clients.credentials,
@@ -116,7 +112,7 @@ def test_task_killed_by_signal(provider) -> None:
 
 
 def test_cancel_before_start_reports_cancelled_not_failed_to_start(provider, fake_run) -> None:
-    fake_run.start_delay = 0.5
+    fake_run.start_gate = threading.Event()  # never set: the task is cancelled before it starts
     ref = provider.compute.start(spec_for("true"), "e1")
     provider.compute.stop(ref, grace=0, force=True)
     state = wait_ended(provider, ref)
@@ -127,14 +123,14 @@ def test_cancel_before_start_reports_cancelled_not_failed_to_start(provider, fak
 def test_throttled_logs_are_retried(provider, fake_run, fake_logging) -> None:
     ref = provider.compute.start(spec_for("echo line"), "e1")
     wait_ended(provider, ref)
-    time.sleep(0.1)
+    wait_for(lambda: provider.logs.read(ref).events, what="the line to reach Cloud Logging")
     fake_logging.server.faults.add("logging.entries.list", status=429, times=2)
     assert [e.message for e in provider.logs.read(ref).events] == ["line"]
 
 
 def test_a_repeated_start_finds_the_execution_through_its_task(provider, fake_run, project) -> None:
     fake_run.template_shows_overrides = False
-    spec = spec_for("sleep 30")
+    spec = spec_for("sleep 300")
     ref = provider.compute.start(spec, "e1")
     assert provider.compute.start(spec, "e1") == ref
     assert provider.compute.find("e1") == ref

@@ -7,6 +7,7 @@ import time
 
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskSpec
+from runvoy_core.testing.waiting import wait_for
 
 
 def spec_for(command: str, execution_id: str = "e1") -> TaskSpec:
@@ -18,10 +19,7 @@ def spec_for(command: str, execution_id: str = "e1") -> TaskSpec:
 
 def run_to_end(provider, command: str, execution_id: str = "e1") -> str:
     ref = provider.compute.start(spec_for(command, execution_id), execution_id)
-    deadline = time.monotonic() + 10
-    while not provider.compute.describe(ref).ended:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for(lambda: provider.compute.describe(ref).ended, what=f"{ref} to end")
     return ref
 
 

@@ -124,7 +124,7 @@ class _LosingProxy:
                     if key.lower() not in ("host", "content-length", "connection"):
                         request.add_header(key, value)
                 try:
-                    with urllib.request.urlopen(request, timeout=5) as response:
+                    with urllib.request.urlopen(request, timeout=30) as response:
                         status, headers, data = response.status, response.headers, response.read()
                 except urllib.error.HTTPError as exc:
                     status, headers, data = exc.code, exc.headers, exc.read()

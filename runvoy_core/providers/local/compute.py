@@ -4,9 +4,12 @@ The task row in state.db is the contract between this class and the supervisor: 
 idempotency key is its primary key, so a retried start finds the row and spawns nothing), the supervisor
 records pids and the outcome in it, and ``stop`` writes the grace period into it before signalling.
 
-Secrets: a name in ``TaskSpec.secrets`` is read from the caller's environment variable of that name (with
-``LocalConfig.secret_env_prefix`` in front, empty by default) and handed to the command under the name
-itself. The value travels only through the supervisor's process environment, never through SQLite.
+Secrets: a secret ``NAME`` (or ``path/to/NAME``) becomes the variable of the core's one rule
+(``runvoy_core.secrets``: ``db-password`` -> ``DB_PASSWORD``, as on every cloud); its value is read from the
+caller's variable of that name with ``LocalConfig.secret_env_prefix`` in front (empty by default). The value travels only through the supervisor's process environment, never through SQLite.
+
+Environment: the command gets the env rule's base set and ``LocalConfig.pass_env`` of the caller's variables
+(envrule.py, decision 0209), the spec's env, its secrets and runvoy's RUNVOY_* values, nothing else.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import re
 import select
 import shutil
@@ -27,15 +31,17 @@ from pathlib import Path
 from typing import Any
 
 from runvoy_core.errors import ImageNotSupported, NotFound, StartFailed, UsageError
-from runvoy_core.models import ExecutionRequest
-from runvoy_core.ports.compute import TaskPhase, TaskSpec, TaskState
-from runvoy_core.providers.local import db, procinfo
+from runvoy_core.models import Architecture, ExecutionRequest
+from runvoy_core.ports.compute import TaskPhase, TaskSpec, TaskState, make_store_id
+from runvoy_core.providers.local import db, envrule, procinfo
 from runvoy_core.providers.local.config import LocalConfig
-from runvoy_core.providers.local.supervisor import HOME_ENV
+from runvoy_core.providers.local.supervisor import HOME_ENV, PASSED_ENV
 
 SUPERVISOR_MODULE = "runvoy_core.providers.local.supervisor"
 SPAWN_GRACE = 15.0
 """A task row without a supervisor pid this long after its creation was never started (the starter died)."""
+STORE_LABEL = "runvoy.store"
+"""The key under which a task row's labels keep the id of the store its record is in (decision 0016)."""
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IMAGE_HINT = (
     'set container_runtime = "podman" in the [providers.local] section of the config file '
@@ -69,11 +75,32 @@ class LocalCompute:
         self.config = config or LocalConfig()
         self._state = db.ThreadConnections(self.home, db.STATE_DB)
 
+    @property
+    def store_id(self) -> str:
+        """Records and tasks share the home's state.db, so the home is the store's identity."""
+        return make_store_id("local", str(self.home.resolve()))
+
     def close(self) -> None:
         self._state.close()
 
     # -- validate -----------------------------------------------------------------------------------------
     def validate(self, request: ExecutionRequest) -> None:
+        # placement this machine cannot honour is refused, not ignored (docs/inputs.md)
+        if request.region is not None:
+            raise UsageError(
+                f"the local provider cannot place a run in region {request.region!r}: it runs on this machine",
+                hint="drop --region, or choose a cloud provider with --provider",
+            )
+        try:
+            host: Architecture | None = Architecture(platform.machine().lower())
+        except ValueError:
+            host = None
+        asked = request.resources.architecture
+        if "architecture" in request.resources.model_fields_set and host is not None and asked != host:
+            raise UsageError(
+                f"the local provider runs on this machine's architecture ({host.value}), not {asked.value}",
+                hint="drop --arch, or choose a cloud provider with --provider",
+            )
         self._check_image(request.image)
         self._resolve_secrets(request.secrets)
         if request.workdir and request.image is None and not Path(request.workdir).is_dir():
@@ -97,15 +124,14 @@ class LocalCompute:
             )
 
     def _resolve_secrets(self, names: list[str]) -> dict[str, str]:
+        """Variable -> value. The variable follows the core's rule, which also refuses RUNVOY_* and two
+        secrets on one variable (a TaskSpec is not checked by the request model)."""
+        from runvoy_core.secrets import secret_env_names
+
+        variables = secret_env_names((name, name.rstrip("/").rsplit("/", 1)[-1]) for name in names)
         values: dict[str, str] = {}
-        for name in names:
-            if not _ENV_NAME.match(name):
-                raise UsageError(
-                    f"secret {name!r} cannot be used locally: the local provider reads secrets from "
-                    "environment variables, and that is not a valid variable name",
-                    hint="use a name made of letters, digits and _ (not starting with a digit)",
-                )
-            var = self.config.secret_env_prefix + name
+        for env, name in variables.items():
+            var = self.config.secret_env_prefix + env
             value = os.environ.get(var)
             if value is None:
                 raise UsageError(
@@ -113,7 +139,7 @@ class LocalCompute:
                     f"variable {var}",
                     hint=f"export {var}=... in the shell that runs runvoy",
                 )
-            values[name] = value
+            values[env] = value
         return values
 
     # -- start --------------------------------------------------------------------------------------------
@@ -138,7 +164,7 @@ class LocalCompute:
         ]
         # "-e NAME" without a value: podman copies the value from its own environment, so secret values
         # never appear on a command line (which any local user can read in /proc)
-        for name in sorted({*spec.env, *spec.secrets}):
+        for name in sorted({*spec.env, *self._resolve_secrets(spec.secrets)}):
             wrapped += ["-e", name]
         if spec.workdir:
             wrapped += ["-w", spec.workdir]
@@ -165,7 +191,7 @@ class LocalCompute:
                         cwd,
                         spec.timeout,
                         spec.stop_grace,
-                        json.dumps(spec.labels),
+                        json.dumps({**spec.labels, STORE_LABEL: self.store_id}),
                         spec.image,
                     ),
                 ).rowcount
@@ -173,7 +199,13 @@ class LocalCompute:
             )
         if not created:
             return ref
-        env = {**os.environ, **secrets, HOME_ENV: str(self.home)}
+        # the supervisor itself keeps the caller's environment (its Python may need PYTHONPATH...); it
+        # gives the command only the names the env rule passes (decision 0209)
+        passed = envrule.passed_names(os.environ, self.config.pass_env, self.config.secret_env_prefix)
+        if spec.image:  # podman runs with the caller's environment (DBUS_*, CONTAINERS_*...); the container
+            # gets only the -e names of command_argv, so the rule holds inside it all the same
+            passed = envrule.passed_names(os.environ, ["*"], "")
+        env = {**os.environ, **secrets, HOME_ENV: str(self.home), PASSED_ENV: json.dumps(passed)}
         try:
             child = subprocess.Popen(
                 [sys.executable, "-m", SUPERVISOR_MODULE, ref],
@@ -257,7 +289,8 @@ class LocalCompute:
         if row["error"]:
             reason += f" ({row['error']})"
         if row["pid"] is not None and procinfo.is_alive(row["pid"], row["proc_start"]):
-            reason += f"; its command (pid {row['pid']}) was left running unsupervised"
+            # said as seen now: the runner stops it before it records the run LOST, and says so
+            reason += f"; its command (pid {row['pid']}) was still running"
         return TaskState(phase=TaskPhase.UNKNOWN, reason=reason, **base)
 
     def _ended_state(self, row: dict[str, Any]) -> TaskState:
@@ -374,13 +407,11 @@ class LocalCompute:
         return None if row is None else str(row[0])
 
     def list_active(self) -> list[TaskState]:
-        refs = [
-            r[0]
-            for r in self._state.get().execute(
-                "SELECT id FROM tasks WHERE finished_at IS NULL ORDER BY created_at"
-            )
-        ]
-        states = [self.describe(ref) for ref in refs]
+        rows = self._state.get().execute(
+            "SELECT id, labels FROM tasks WHERE finished_at IS NULL ORDER BY created_at"
+        )
+        stores = {ref: json.loads(labels or "{}").get(STORE_LABEL) for ref, labels in rows}
+        states = [self.describe(ref).model_copy(update={"store_id": stores[ref]}) for ref in stores]
         return [s for s in states if not s.ended]
 
     def cleanup(self, ref: str) -> None:

@@ -20,6 +20,10 @@ import subprocess
 import time
 from collections.abc import Callable
 
+TYPE_CHECKING = False  # importing typing would cost the supervisor's start-up 3-5 ms
+if TYPE_CHECKING:
+    from runvoy_core.providers.local.tree import Descendants
+
 OutputCallback = Callable[[str, float, "bytes | memoryview"], None]
 READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20  # Linux lets an unprivileged process grow a pipe to 1 MiB (fs.pipe-max-size)
@@ -29,6 +33,8 @@ F_SETPIPE_SZ = 1031
 # measured 15-40 % slower: a full 1 MiB pipe blocks the writer, and waking it costs more than it saves).
 # after the main process exits, how long to keep reading pipes held open by leftovers we could not kill
 DRAIN_AFTER_EXIT = 1.0
+# how long end_leftovers keeps trying once SIGKILL was sent (a process stuck in the kernel may not die)
+KILL_WAIT = 5.0
 
 
 class ExitInfo:
@@ -92,7 +98,10 @@ class ManagedProcess:
         on_output: OutputCallback,
         timeout: float | None = None,
         grace: float = 10.0,
+        descendants: Descendants | None = None,
     ) -> None:
+        """``descendants`` finds what the command left outside its process group; without it only the
+        group is signalled (decision 0207)."""
         self.argv = argv
         self.env = env
         self.cwd = cwd
@@ -105,6 +114,7 @@ class ManagedProcess:
         self._kill_at: float | None = None
         self._timed_out = False
         self._killed = False
+        self.descendants = descendants
 
     @property
     def pid(self) -> int | None:
@@ -144,10 +154,38 @@ class ManagedProcess:
         self._signal_group(signal.SIGKILL)
 
     def _signal_group(self, sig: int) -> None:
+        """The process group, then every descendant that left it."""
         if self.proc is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, sig)
+        if self.descendants is not None:
+            from runvoy_core.providers.local.tree import signal_all
+
+            signal_all(self.descendants.current(), sig)
+
+    def end_leftovers(self) -> None:
+        """After ``run``: wait for what the command left behind to end, SIGKILL it when the grace period
+        that started with its SIGTERM is over (the process rule, decision 0207). Call it once the outcome is
+        reported: it may take the grace period."""
+        if self.descendants is None or self.proc is None:
+            return
+        kill_at = self._kill_at if self._kill_at is not None else time.monotonic()
+        give_up = None
+        while True:
+            self.descendants.reap()
+            left = self.descendants.current()
+            if not left:
+                return
+            now = time.monotonic()
+            if now >= kill_at:
+                from runvoy_core.providers.local.tree import signal_all
+
+                signal_all(left, signal.SIGKILL)
+                give_up = give_up or now + KILL_WAIT
+                if now >= give_up:
+                    return
+            time.sleep(0.02)
 
     # -- the loop -------------------------------------------------------------------------------------
     def _pump(self, fd: int, pending: _StreamBuffer) -> bool:
@@ -202,7 +240,12 @@ class ManagedProcess:
             if exit_seen_at is None and self.proc.poll() is not None:
                 exit_seen_at = now
                 # the container rule: when the main process ends, whatever it left behind ends too
-                self._signal_group(signal.SIGKILL)
+                if self.descendants is None:
+                    self._signal_group(signal.SIGKILL)
+                else:  # the process rule: SIGTERM now, SIGKILL after the grace (end_leftovers)
+                    self._signal_group(signal.SIGTERM)
+                    if self._kill_at is None:
+                        self._kill_at = now + self.grace
             if exit_seen_at is not None and now - exit_seen_at > DRAIN_AFTER_EXIT:
                 break
             if deadline is not None and now >= deadline and self._stop_requested_at is None:
@@ -224,7 +267,14 @@ class ManagedProcess:
             with contextlib.suppress(OSError):
                 pipe.close()
         returncode = self.proc.wait()
-        self._signal_group(signal.SIGKILL)
+        if self.descendants is None:
+            self._signal_group(signal.SIGKILL)
+        elif should_stop is not None and self._stop_requested_at is None:
+            # a stop that came with the main process's end (kill --force kills the group itself) still
+            # sets how long its leftovers get, which is no time at all for a kill
+            grace = should_stop()
+            if grace is not None:
+                self.kill() if grace <= 0 else self.request_stop(grace)
         finished = time.time()
         if returncode < 0:
             exit_code, sig = 128 - returncode, -returncode

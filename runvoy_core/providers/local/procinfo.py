@@ -12,7 +12,8 @@ import os
 _PROC = "/proc"
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
     try:
         with open(f"{_PROC}/{pid}/stat", "rb") as fh:
             raw = fh.read().decode("ascii", errors="replace")
@@ -30,7 +31,7 @@ def has_proc() -> bool:
 
 def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot, or None if it does not exist (or no /proc)."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if fields is None or len(fields) < 20:
         return None
     return int(fields[19])
@@ -41,7 +42,7 @@ def is_alive(pid: int | None, expected_start: int | None = None) -> bool:
     if not pid or pid <= 0:
         return False
     if has_proc():
-        fields = _stat_fields(pid)
+        fields = stat_fields(pid)
         if fields is None:
             return False
         if fields[0] in ("Z", "X", "x"):

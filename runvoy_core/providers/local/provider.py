@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 from typing import Any
 
 from runvoy_core.config import Settings
-from runvoy_core.ports.provider import Capability
 from runvoy_core.providers.local.compute import LocalCompute
 from runvoy_core.providers.local.config import LocalConfig
 from runvoy_core.providers.local.logs import LocalLogs
 from runvoy_core.providers.local.register import LocalLockRegister
 from runvoy_core.providers.local.store import LocalStore
-
-BASE_CAPABILITIES = frozenset(
-    {
-        Capability.GRACEFUL_STOP,
-        Capability.NATIVE_TIMEOUT,
-        Capability.DETACHED_SUPERVISION,
-        Capability.SECRETS,
-    }
-)
 
 
 class LocalProvider:
@@ -34,12 +23,6 @@ class LocalProvider:
     def __init__(self, home: Path, config: LocalConfig | None = None) -> None:
         self.home = Path(home)
         self.config = config or LocalConfig()
-        caps = set(BASE_CAPABILITIES)
-        if self.config.container_runtime is not None:
-            caps.add(Capability.IMAGE)
-        if platform.machine().lower() in ("aarch64", "arm64"):
-            caps.add(Capability.ARM64)
-        self.capabilities: frozenset[Capability] = frozenset(caps)
         self.compute = LocalCompute(self.home, self.config)
         self.logs = LocalLogs(self.home)
         self.store = LocalStore(self.home)

@@ -6,9 +6,12 @@ ManagedProcess, writes every chunk of output into logs.db and, at the end, the o
 
 SIGTERM asks for a graceful stop: the grace period to use is read from the task row (LocalCompute.stop
 writes it before signalling). Secret values arrive only in this process's environment, never in SQLite.
+The command gets only the caller's variables named in PASSED_ENV (the env rule, decision 0209); on Linux
+this process is the subreaper of everything the command starts, and ends all of it (the process rule,
+decision 0207).
 
-Imports only the standard library and the two local modules below: the supervisor's start-up time is part
-of every local run's latency.
+Imports only the standard library (not even typing) and the local modules below: the supervisor's start-up
+time is part of every local run's latency.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import threading
 import time
 from pathlib import Path
 
-from runvoy_core.providers.local import db, procinfo
+from runvoy_core.providers.local import db, procinfo, tree
 from runvoy_core.providers.local.process import ExitInfo, ManagedProcess
 
 HOME_ENV = "RUNVOY_SUPERVISOR_HOME"
 """Where the supervisor finds its databases; removed from the command's environment."""
+PASSED_ENV = "RUNVOY_SUPERVISOR_PASSED_ENV"
+"""The JSON list of the caller's variables the command gets (the env rule, decision 0209)."""
 MAX_ROW_BYTES = 1 << 20
 COMMIT_EVERY = 0.005
 """At most one index commit per 5 ms: a quiet command's line is indexed at once, a flood of output in few
@@ -194,15 +199,26 @@ class Supervisor:
             self._finish(ExitInfo(None, None, now, now, stopped=True), error="stopped before it started")
             return 0
 
-        env = dict(os.environ)
-        env.pop(HOME_ENV, None)
+        env = {
+            name: os.environ[name]
+            for name in json.loads(os.environ.get(PASSED_ENV) or "[]")
+            if name in os.environ
+        }
         # secrets were resolved by the caller and handed over in this process's environment; the plain
         # values from the spec come from the row, and secrets win over them (a secret is never overridden)
-        env.update(json.loads(env_json))
+        spec_env: dict[str, str] = json.loads(env_json)
+        env.update(spec_env)
         for name in json.loads(secrets_json):
             if name in os.environ:
                 env[name] = os.environ[name]
+        # ...except by RUNVOY_*, which is runvoy's alone (decision 0208): only the spec's (the runner's) stand
+        for name in [n for n in env if n.upper().startswith("RUNVOY_")]:
+            del env[name]
+        env.update((n, v) for n, v in spec_env.items() if n.upper().startswith("RUNVOY_"))
         self.writer = LogWriter(self.logs, execution_id, db.log_path(self.home, execution_id))
+        # the process rule (decision 0207): as the subreaper of everything the command starts, this process
+        # finds and ends what left the process group; where it cannot be one, the group is all it ends
+        descendants = tree.SubreaperTree() if tree.become_subreaper() and procinfo.has_proc() else None
         process = ManagedProcess(
             json.loads(argv_json),
             env=env,
@@ -210,6 +226,7 @@ class Supervisor:
             on_output=self.writer.put,
             timeout=timeout,
             grace=grace,
+            descendants=descendants,
         )
         try:
             pid = process.start()
@@ -219,6 +236,8 @@ class Supervisor:
             self.writer.close()
             self._finish(ExitInfo(127, None, now, now), error=message, failed_to_start=True)
             return 0
+        if descendants is not None:
+            descendants.exclude = pid
         with db.write(self.state):
             self.state.execute(
                 "UPDATE tasks SET pid = ?, pgid = ?, proc_start = ?, started_at = ? WHERE id = ?",
@@ -233,6 +252,7 @@ class Supervisor:
             self.logs.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error:
             pass
+        process.end_leftovers()  # after the outcome: the run ended when its main process did
         return 0
 
     def _finish(self, info: ExitInfo, *, error: str | None = None, failed_to_start: bool = False) -> None:

@@ -7,7 +7,10 @@ Commands run with ``/bin/sh -c`` (in ``image`` when the provider needs one) and 
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,18 +19,29 @@ from runvoy_core.errors import NotFound, UsageError
 from runvoy_core.models import ExecutionRequest, Resources
 from runvoy_core.ports.compute import TaskPhase
 from runvoy_core.ports.provider import Capability
-from runvoy_core.testing.conformance.support import ProviderWaits
+from runvoy_core.providers.local import procinfo
+from runvoy_core.testing.conformance.support import ProviderWaits, capabilities_of, wait_for
+
+# a grandchild in its own session (out of the command's process group) that says where it is, atomically
+_DETACHED_GRANDCHILD = (
+    'setsid sh -c \'echo $$ > "$PIDFILE.tmp" && mv "$PIDFILE.tmp" "$PIDFILE"; exec sleep 300\' & '
+    'while [ ! -s "$PIDFILE" ]; do sleep 0.01; done; echo ready; '
+)
 
 
 class ComputeConformance(ProviderWaits):
     stop_grace: float = 2.0
+    host_processes: bool = True
+    """The tasks' processes run on this machine and see its files (the local provider, the cloud
+    simulators); False skips the tests that look at them (a real cloud ends a container's processes itself)."""
 
     def impossible_request(self) -> ExecutionRequest:
         """A request this provider must refuse in validate() (override for providers that accept it)."""
         return ExecutionRequest(
             command="true",
             image=self.image,
-            resources=Resources.model_validate({"cpu": 4096, "memory": "64TiB"}),
+            # within runvoy's bounds (docs/inputs.md) but no cloud pairs 16 vCPU with 1 MiB
+            resources=Resources.model_validate({"cpu": 16, "memory": "1MiB"}),
         )
 
     # -- exit codes ---------------------------------------------------------------------------------------
@@ -96,7 +110,7 @@ class ComputeConformance(ProviderWaits):
         provider.compute.stop(ref, self.stop_grace)  # idempotent on an ended task
 
     def test_force_stop_ends_a_task_that_ignores_sigterm(self, provider: Any) -> None:
-        if Capability.GRACEFUL_STOP not in provider.capabilities:
+        if Capability.GRACEFUL_STOP not in capabilities_of(provider):
             pytest.skip("provider has no graceful stop: every stop is a kill")
         _, ref = self.start(provider, "trap '' TERM; echo ready; sleep 30")
         try:
@@ -112,7 +126,7 @@ class ComputeConformance(ProviderWaits):
 
     # -- timeout ------------------------------------------------------------------------------------------
     def test_timeout_ends_the_task_as_timed_out(self, provider: Any) -> None:
-        if Capability.NATIVE_TIMEOUT not in provider.capabilities:
+        if Capability.NATIVE_TIMEOUT not in capabilities_of(provider):
             pytest.skip("provider does not enforce timeouts itself (the runner does)")
         _, ref = self.start(provider, "sleep 30", timeout=1.0, stop_grace=1.0)
         try:
@@ -121,6 +135,55 @@ class ComputeConformance(ProviderWaits):
             assert not state.stopped_by_request, state
         finally:
             self.force_stop(provider, ref)
+
+    # -- the process rule -------------------------------------------------------------------------------
+    @pytest.mark.parametrize("ending", ["normal_end", "stop", "force_stop", "timeout"])
+    def test_no_descendant_outlives_the_task(self, provider: Any, ending: str, tmp_path: Path) -> None:
+        """A grandchild that left the command's process group ends with the task, however the task ends."""
+        if not self.host_processes:
+            pytest.skip("the task's processes are not on this machine")
+        if ending == "timeout" and Capability.NATIVE_TIMEOUT not in capabilities_of(provider):
+            pytest.skip("provider does not enforce timeouts itself (the runner does)")
+        pidfile = tmp_path / "grandchild.pid"
+        then = "exit 0" if ending == "normal_end" else "sleep 300"
+        # the timeout must not fire before the grandchild said where it is (that would prove nothing)
+        timing = {"timeout": 5.0} if ending == "timeout" else {}
+        _, ref = self.start(
+            provider,
+            _DETACHED_GRANDCHILD + then,
+            env={"PIDFILE": str(pidfile)},
+            stop_grace=1.0,
+            **timing,
+        )
+        grandchild: tuple[int, int | None] | None = None
+        try:
+            grandchild = wait_for(
+                lambda: _read_pid(pidfile),
+                lambda found: found is not None,
+                timeout=self.max_wait,
+                interval=self.poll_interval,
+                what="the detached grandchild's pid file",
+            )
+            assert grandchild is not None
+            if ending == "stop":
+                provider.compute.stop(ref, self.stop_grace)
+            elif ending == "force_stop":
+                provider.compute.stop(ref, 30, force=True)
+            state = self.wait_ended(provider, ref, timeout=self.max_wait + self.stop_margin)
+            if ending == "timeout":
+                assert state.timed_out, state
+            pid, started = grandchild
+            wait_for(
+                lambda: procinfo.is_alive(pid, started),
+                lambda alive: not alive,
+                timeout=self.stop_grace + self.stop_margin,
+                interval=self.poll_interval,
+                what=f"the detached grandchild (pid {pid}) to end after the task's {ending}",
+            )
+        finally:
+            self.force_stop(provider, ref)
+            if grandchild is not None and procinfo.is_alive(*grandchild):  # never leave it behind
+                os.kill(grandchild[0], signal.SIGKILL)
 
     # -- environment --------------------------------------------------------------------------------------
     def test_environment_reaches_the_command(self, provider: Any) -> None:
@@ -167,3 +230,12 @@ class ComputeConformance(ProviderWaits):
     def unknown_ref(self) -> str:
         """A ref that names no task (override if refs have a provider-specific shape)."""
         return "000000000000"
+
+
+def _read_pid(path: Path) -> tuple[int, int | None] | None:
+    """The pid in ``path`` and that process's start time (its identity), once the file is there."""
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid, procinfo.start_time(pid)

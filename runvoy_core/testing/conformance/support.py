@@ -7,9 +7,19 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from runvoy_core.models import LogEvent, new_execution_id
+from runvoy_core.ports.capabilities import Capability
 from runvoy_core.ports.compute import TaskPhase, TaskSpec, TaskState
 
 T = TypeVar("T")
+
+
+def capabilities_of(provider: Any) -> frozenset[Capability]:
+    """What the provider's registered spec declares (the one place capabilities live)."""
+    from runvoy_core.plugins.manager import get_plugins
+
+    spec = get_plugins().registry.get(provider.name)
+    assert spec is not None, f"provider {provider.name!r} is not registered by any plugin"
+    return spec.capabilities
 
 
 def wait_for(
@@ -30,11 +40,12 @@ class ProviderWaits:
     """Timing knobs a provider's subclass may tune (slow emulators, eventually consistent log services)."""
 
     poll_interval: float = 0.05
-    max_wait: float = 30.0
+    # generous bounds: a wait returns as soon as its state is reached, and a loaded machine is slow
+    max_wait: float = 60.0
     """For a short task to end (or to start running)."""
-    stop_margin: float = 10.0
-    """Allowed beyond the grace period for stop() to end a task."""
-    log_wait: float = 10.0
+    stop_margin: float = 20.0
+    """Allowed beyond the grace period for stop() to end a task (below the 30 s grace a force stop beats)."""
+    log_wait: float = 30.0
     """For logs to be complete once the task has ended."""
     image: str | None = None
     """The image tasks run in (None for providers that run commands without one)."""

@@ -13,12 +13,15 @@ view. Behaviour modelled on ACI:
 - Listing returns groups without their instance view; secure environment values are never returned.
 - Stop ends the containers at once and drops the group's log (as ACI deallocates the group).
 Faults are injected per request (status + headers, or a delay after the work is done).
+``read_quota`` models ARM's subscription read limit: past ``limit`` GETs of a subscription in ``window``
+seconds of the fake's ``clock``, a GET is answered 429 SubscriptionRequestsThrottled with a Retry-After.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
 import threading
@@ -76,6 +79,32 @@ class Fault:
     delay_after: float = 0.0
     """Do the work, then wait this long before answering (a client-side timeout on a request that succeeded)."""
     hits: int = 0
+
+
+class MonotonicClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class ReadQuota:
+    """At most ``limit`` reads per subscription in any ``window`` seconds (sliding)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self.refused = 0
+        self._reads: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, subscription: str, now: float) -> int | None:
+        """None when the read is allowed (and counted); else the seconds to put in Retry-After."""
+        with self._lock:
+            reads = [t for t in self._reads.get(subscription, []) if t > now - self.window]
+            self._reads[subscription] = reads
+            if len(reads) >= self.limit:
+                self.refused += 1
+                return max(1, math.ceil(reads[0] + self.window - now))
+            reads.append(now)
+            return None
 
 
 @dataclass
@@ -152,8 +181,14 @@ class FakeAci:
         self.operations: dict[str, tuple[str, str]] = {}
         self.launches: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
+        self.stamps: list[tuple[float, str, str]] = []
+        """(time on ``clock``, method, path) of each request."""
+        self.clock: Any = MonotonicClock()
+        self.read_quota: ReadQuota | None = None
         self.faults: list[Fault] = []
         self.start_delay = 0.0
+        self.start_gate: threading.Event | None = None
+        """When set, containers start only once the test sets the event (no start races a loaded machine)."""
         self.hold_pending = False
         """New groups are never placed (they stay Pending until stopped or deleted)."""
         self.drop_logs_on_stop = True
@@ -197,8 +232,12 @@ class FakeAci:
             self.operations.clear()
             self.launches.clear()
             self.requests.clear()
+            self.stamps.clear()
+            self.clock = MonotonicClock()
+            self.read_quota = None
             self.faults.clear()
             self.start_delay = 0.0
+            self.start_gate = None
             self.hold_pending = False
             self.drop_logs_on_stop = True
 
@@ -299,7 +338,7 @@ class FakeAci:
             env[variable["name"]] = variable.get("value") or variable.get("secureValue") or ""
         key = f"{group.rg}/{group.name}#{self.launches[group.name]}"
         group.task = self.simulator.launch(
-            key, argv, env, AciAdapter(self, group), start_delay=self.start_delay
+            key, argv, env, AciAdapter(self, group), start_delay=self.start_delay, start_gate=self.start_gate
         )
 
     def put_group(self, sub: str, rg: str, name: str, body: Any) -> tuple[int, Group]:
@@ -395,6 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         with fake.lock:
             fake.requests.append((method, path))
+            fake.stamps.append((fake.clock.monotonic(), method, path))
         try:
             body = self._body() if method in ("PUT", "POST", "PATCH") else None
             if not self.headers.get("Authorization", "").startswith("Bearer "):
@@ -407,6 +447,18 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ArmError(
                     400, "MissingApiVersionParameter", "The api-version query parameter is required."
                 )
+            quota = fake.read_quota
+            sub = path.split("/")[2] if path.startswith("/subscriptions/") else ""
+            wait = quota.take(sub, fake.clock.monotonic()) if quota is not None and method == "GET" else None
+            if wait is not None:
+                self._error(
+                    429,
+                    "SubscriptionRequestsThrottled",
+                    f"Number of 'read' requests for subscription '{sub}' exceeded. Please try again after "
+                    f"'{wait}' seconds.",
+                    {"Retry-After": str(wait)},
+                )
+                return
             fault = fake._fault_for(method, path)
             if fault is not None and fault.status is not None:
                 self._error(fault.status, "InjectedFault", f"injected {fault.status}", fault.headers)

@@ -6,13 +6,14 @@ import time
 from typing import Any
 
 from runvoy_core.ports import TaskSpec, TaskState
+from runvoy_core.testing.waiting import DEADLINE
 
 
 def spec(execution_id: str, command: str, **fields: Any) -> TaskSpec:
     return TaskSpec(execution_id=execution_id, argv=["/bin/sh", "-c", command], **fields)
 
 
-def wait_for(provider: Any, ref: str, predicate: Any, timeout: float = 10.0) -> TaskState:
+def wait_for(provider: Any, ref: str, predicate: Any, timeout: float = DEADLINE) -> TaskState:
     deadline = time.monotonic() + timeout
     state = provider.compute.describe(ref)
     while not predicate(state):
@@ -23,7 +24,7 @@ def wait_for(provider: Any, ref: str, predicate: Any, timeout: float = 10.0) -> 
     return state
 
 
-def wait_ended(provider: Any, ref: str, timeout: float = 10.0) -> TaskState:
+def wait_ended(provider: Any, ref: str, timeout: float = DEADLINE) -> TaskState:
     return wait_for(provider, ref, lambda s: s.ended, timeout)
 
 

@@ -1,12 +1,18 @@
 """A fake of the Cloud Logging v2 REST API (entries.list and entries.write), validated against
-logging.v2.json. Entries are ordered by timestamp, then insertId, as the real API documents."""
+logging.v2.json. Entries are ordered by timestamp, then insertId, as the real API documents.
+
+``FakeCloudLogging.quota`` models the read quota (60 ``entries.list`` per minute per project): once a
+project made ``limit`` calls in the last ``window`` seconds of the server's clock, a call is refused with
+429 RESOURCE_EXHAUSTED and a ``Retry-After`` saying when the oldest of them leaves the window."""
 
 from __future__ import annotations
 
 import base64
 import itertools
 import json
+import math
 import threading
+from collections import deque
 from typing import Any
 
 from .discovery import DiscoveryValidator, MatchedMethod
@@ -83,6 +89,35 @@ class LogStore:
             self._entries.clear()
 
 
+class WindowQuota:
+    """At most ``limit`` calls per project in any ``window`` seconds (a sliding window: stricter than the
+    per-minute buckets the real quota counts in, so a client that passes here passes there)."""
+
+    def __init__(self, limit: int = 60, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self.refused = 0
+        self._calls: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, project: str, now: float) -> None:
+        with self._lock:
+            calls = self._calls.setdefault(project, deque())
+            while calls and calls[0] <= now - self.window:
+                calls.popleft()
+            if len(calls) >= self.limit:
+                self.refused += 1
+                wait = max(1, math.ceil(calls[0] + self.window - now))
+                raise ApiError(
+                    429,
+                    "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' "
+                    f"of service 'logging.googleapis.com' for consumer 'project_number:{project}'.",
+                    "RESOURCE_EXHAUSTED",
+                    headers={"Retry-After": str(wait)},
+                )
+            calls.append(now)
+
+
 def _sort_key(entry: dict[str, Any]) -> tuple[tuple[int, int], str]:
     return parse_instant(entry["timestamp"]), entry["insertId"]
 
@@ -91,6 +126,7 @@ class FakeCloudLogging:
     def __init__(self, store: LogStore | None = None) -> None:
         self.store = store or LogStore()
         self.validator = DiscoveryValidator("logging.v2.json")
+        self.quota: WindowQuota | None = None
         self.server = GoogleApiServer(
             [self.validator],
             {
@@ -120,6 +156,9 @@ class FakeCloudLogging:
             if not name.startswith("projects/") or name.count("/") != 1:
                 raise ApiError(400, f"resourceNames: only projects/PROJECT is supported by this fake: {name}")
             projects.add(name.split("/", 1)[1])
+        if self.quota is not None:
+            for project in sorted(projects):
+                self.quota.check(project, self.server.clock.monotonic())
         order = (body.get("orderBy") or "timestamp asc").strip().lower()
         if order not in ("timestamp asc", "timestamp desc"):
             raise ApiError(400, f"orderBy: invalid value {order!r}")

@@ -50,6 +50,8 @@ class FakeCloudRun:
         self.logs = logs
         self.cancel_grace = cancel_grace
         self.start_delay = 0.0
+        self.start_gate: threading.Event | None = None
+        """When set, tasks start only once the test sets the event (no start races a loaded machine)."""
         self.template_shows_overrides = True
         """False: an execution's template is the job's (the overrides are visible only on its task)."""
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -312,6 +314,7 @@ class FakeCloudRun:
             timeout=_parse_duration(template.get("timeout", f"{DEFAULT_TASK_TIMEOUT}s")),
             grace=self.cancel_grace,
             start_delay=self.start_delay,
+            start_gate=self.start_gate,
         )
         return op
 
@@ -534,6 +537,7 @@ class FakeCloudRun:
             self.operations.clear()
             self.secrets.clear()
         self.start_delay = 0.0
+        self.start_gate = None
         self.template_shows_overrides = True
         self.server.faults.clear()
 

@@ -60,10 +60,10 @@ class FakeGcsServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a loaded machine starts the server slowly; it answers when up
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.endpoint + "/storage/v1/b", timeout=0.5).read()
+                urllib.request.urlopen(self.endpoint + "/storage/v1/b", timeout=5).read()
                 return self
             except OSError:
                 time.sleep(0.02)

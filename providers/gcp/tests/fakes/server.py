@@ -36,11 +36,14 @@ STATUS_NAMES = {
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, message: str, status: str | None = None) -> None:
+    def __init__(
+        self, code: int, message: str, status: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or STATUS_NAMES.get(code, "UNKNOWN")
+        self.headers = headers or {}
 
 
 def error_body(code: int, message: str, status: str | None = None) -> dict[str, Any]:
@@ -57,6 +60,8 @@ class Fault:
     times: int = 1
     hits: int = 0
     message: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with the injected error (``Retry-After``)."""
 
 
 @dataclass
@@ -66,6 +71,13 @@ class Call:
     query: dict[str, list[str]]
     body: Any
     status: int = 200
+    at: float = 0.0
+    """When the server received it, on the server's clock."""
+
+
+class MonotonicClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 @dataclass
@@ -81,8 +93,16 @@ class FaultPlan:
         delay_after: float = 0.0,
         times: int = 1,
         message: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Fault:
-        fault = Fault(method_id, status=status, delay_after=delay_after, times=times, message=message)
+        fault = Fault(
+            method_id,
+            status=status,
+            delay_after=delay_after,
+            times=times,
+            message=message,
+            headers=headers or {},
+        )
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -112,6 +132,8 @@ class GoogleApiServer:
         self.faults = FaultPlan()
         self.calls: list[Call] = []
         self._calls_lock = threading.Lock()
+        self.clock: Any = MonotonicClock()
+        """Stamps each call (a test of quotas sets its manual clock here and on the client)."""
         server = self
 
         class _RequestHandler(BaseHTTPRequestHandler):
@@ -124,9 +146,11 @@ class GoogleApiServer:
             def _dispatch(self, verb: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                status, payload = server.handle(verb, self.path, raw)
+                status, payload, headers = server.handle_with_headers(verb, self.path, raw)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -169,6 +193,12 @@ class GoogleApiServer:
             return [c for c in self.calls if c.method_id == method_id]
 
     def handle(self, verb: str, raw_path: str, raw_body: bytes) -> tuple[int, Any]:
+        status, payload, _ = self.handle_with_headers(verb, raw_path, raw_body)
+        return status, payload
+
+    def handle_with_headers(
+        self, verb: str, raw_path: str, raw_body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -190,33 +220,37 @@ class GoogleApiServer:
                 if rejection is None or exc.code == 400 or rejection.code == 404:
                     rejection = exc
                 method = None
-        call = Call(method.id if method else "?", path, query, body)
+        call = Call(method.id if method else "?", path, query, body, at=self.clock.monotonic())
         with self._calls_lock:
             self.calls.append(call)
         if method is None:
             assert rejection is not None
             call.status = rejection.code
-            return rejection.code, error_body(rejection.code, rejection.message)
+            return rejection.code, error_body(rejection.code, rejection.message), {}
         fault = self.faults.take(method.id)
         if fault is not None and fault.status is not None:
             call.status = fault.status
-            return fault.status, error_body(fault.status, fault.message or f"injected fault on {method.id}")
+            return (
+                fault.status,
+                error_body(fault.status, fault.message or f"injected fault on {method.id}"),
+                fault.headers,
+            )
         handler = self.handlers.get(method.id)
         if handler is None:
             call.status = 501
-            return 501, error_body(501, f"{method.id} is not implemented by this fake", "UNIMPLEMENTED")
+            return 501, error_body(501, f"{method.id} is not implemented by this fake", "UNIMPLEMENTED"), {}
         try:
             result = handler(method, query, body)
             status = 200
         except ApiError as exc:
             call.status = exc.code
-            return exc.code, error_body(exc.code, exc.message, exc.status)
+            return exc.code, error_body(exc.code, exc.message, exc.status), exc.headers
         except RequestRejected as exc:
             call.status = exc.code
-            return exc.code, error_body(exc.code, exc.message)
+            return exc.code, error_body(exc.code, exc.message), {}
         if fault is not None and fault.delay_after:
             time.sleep(fault.delay_after)
-        return status, result
+        return status, result, {}
 
 
 def rfc3339(ts: float) -> str:

@@ -1,0 +1,106 @@
+"""Optional features of a provider's ports, each a small Protocol that the core checks with ``isinstance``.
+
+A provider offers one by implementing its methods; the core never probes for attributes by name. Each is
+also declared in the provider's ``ProviderSpec.capabilities`` (see ``OPTIONAL_FEATURES``), and the
+conformance kit checks that what is declared is what is implemented.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from runvoy_core.ports.capabilities import Capability
+from runvoy_core.ports.compute import LeftoverSweeping, StoreScoped, TaskState
+from runvoy_core.ports.logs import FileRange
+
+
+@runtime_checkable
+class WaitingCompute(Protocol):
+    """A compute that can block until a task ends (the local provider waits on the supervisor's pidfd)."""
+
+    def wait(self, ref: str, timeout: float) -> TaskState:
+        """Return the task's state once it ended, or after ``timeout`` seconds, whichever comes first."""
+        ...
+
+
+@runtime_checkable
+class RawChunkLogs(Protocol):
+    """Logs that can hand over whole chunks of complete lines, with no per-line work."""
+
+    def read_raw_chunks(
+        self, ref: str, cursor: str | None = None
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """``([(stream, bytes)], cursor)`` after ``cursor``; the cursor is the one ``read`` uses."""
+        ...
+
+
+@runtime_checkable
+class FileRangeLogs(Protocol):
+    """Logs kept in files on this machine, handed over as file ranges (copied with ``sendfile``)."""
+
+    def read_raw_ranges(self, ref: str, cursor: str | None = None) -> tuple[list[FileRange], str | None]:
+        """The chunks of ``read_raw_chunks`` as ranges of files; the cursor is the one ``read`` uses."""
+        ...
+
+
+@runtime_checkable
+class ArchivingLogs(Protocol):
+    """Logs that are copied to durable storage when a run ends (the cloud's log service may expire them)."""
+
+    def archive(self, ref: str, execution_id: str) -> Any:
+        """Copy the whole log of the task; best effort (the runner logs a failure and goes on)."""
+        ...
+
+
+@runtime_checkable
+class SettingUpProvider(Protocol):
+    """A provider that can create (or, with ``dry_run``, only check) what it needs in its account."""
+
+    def setup(self, dry_run: bool = False) -> list[dict[str, Any]]:
+        """One entry per resource: ``{"resource", "action", "detail"}``. ``dry_run`` changes nothing."""
+        ...
+
+
+@runtime_checkable
+class PollHints(Protocol):
+    """How often the runner may ask a provider about a task (seconds). ``poll_interval_max`` None: the
+    user's setting ``poll_interval_max``."""
+
+    poll_interval_min: float
+    poll_interval_max: float | None
+
+
+@runtime_checkable
+class RangeSink(Protocol):
+    """A log sink that can copy a file range itself (the CLI's terminal writer, with ``sendfile``)."""
+
+    def write_range(self, chunk: FileRange) -> None: ...
+
+
+@runtime_checkable
+class RawSink(Protocol):
+    """A log sink that takes raw bytes of one stream."""
+
+    def write_raw(self, stream: str, data: bytes) -> None: ...
+
+
+OPTIONAL_FEATURES: dict[Capability, tuple[str, type]] = {
+    Capability.NATIVE_WAIT: ("compute", WaitingCompute),
+    Capability.RAW_LOGS: ("logs", RawChunkLogs),
+    Capability.FILE_LOGS: ("logs", FileRangeLogs),
+    Capability.LOG_ARCHIVE: ("logs", ArchivingLogs),
+    Capability.SETUP: ("provider", SettingUpProvider),
+    Capability.STORE_SCOPED: ("compute", StoreScoped),
+    Capability.LEFTOVER_SWEEP: ("compute", LeftoverSweeping),
+}
+"""Each optional feature: the part of the provider that implements it, and its Protocol."""
+
+
+def implemented_features(provider: Any) -> frozenset[Capability]:
+    """The optional features a provider object implements (what its spec must declare, no more, no less)."""
+    found = set()
+    for capability, (part, protocol) in OPTIONAL_FEATURES.items():
+        target = {"provider": provider, "compute": provider.compute, "logs": provider.logs}[part]
+        if isinstance(target, protocol):
+            found.add(capability)
+    return frozenset(found)

@@ -1,0 +1,47 @@
+"""The image code costs nothing to a command or a run that names no image."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)), file=sys.stderr)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    return set(result.stderr.strip().splitlines()[-1].split())
+
+
+def test_help_and_an_image_less_run_import_no_image_code(tmp_path: Path) -> None:
+    help_modules = _modules_after(
+        "import runvoy_cli.main as m\ntry:\n    m.cli.main(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass"
+    )
+    run_modules = _modules_after(
+        "import os\n"
+        f"os.environ['RUNVOY_HOME'] = {str(tmp_path)!r}\n"
+        "from runvoy_core.api import Runvoy\n"
+        "assert Runvoy().run('true').exit_code == 0"
+    )
+    for modules in (help_modules, run_modules):
+        assert not {m for m in modules if m.startswith("runvoy_core.images")}
+        assert "urllib.request" not in modules or "runvoy_core.images.registry" not in modules
+
+
+def test_the_image_package_imports_only_the_standard_library_and_pydantic() -> None:
+    modules = _modules_after("import runvoy_core.images.registry, runvoy_core.images.policy")
+    third_party = {m.split(".")[0] for m in modules if not m.startswith("_")} - set(sys.stdlib_module_names)
+    assert third_party <= {
+        "runvoy_core",
+        "pydantic",
+        "pydantic_core",
+        "typing_extensions",
+        "annotated_types",
+        "typing_inspection",
+        "_distutils_hack",
+        "sitecustomize",
+    }, third_party
