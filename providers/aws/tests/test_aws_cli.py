@@ -26,7 +26,11 @@ def needs(*modules: str) -> None:
 @pytest.fixture
 def aws_cli_env(moto, sim, monkeypatch) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """The CLI configured through RUNVOY_PROVIDERS__AWS__* (what a user's environment would do)."""
-    env = {f"RUNVOY_PROVIDERS__AWS__{k.upper()}": str(v) for k, v in config_dict(moto).items()}
+    # a table is JSON in a RUNVOY_* variable (docs/configuration.md)
+    env = {
+        f"RUNVOY_PROVIDERS__AWS__{k.upper()}": json.dumps(v) if isinstance(v, dict | list) else str(v)
+        for k, v in config_dict(moto).items()
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
