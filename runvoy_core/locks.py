@@ -311,7 +311,9 @@ class Lease:
                 if current is not None and any(a.get("id") == entry["id"] for a in _load(current).audit):
                     return self._done_releasing()
                 if current is not None and self._released_for_us(_load(current)):
-                    return self._done_releasing(how="observer")
+                    # not ours to release any more (False), yet nothing was lost: no lock.lost, no lost metric
+                    self._done_releasing(how="observer")
+                    return False
                 if not self._adopt(current):
                     return False
             return False
