@@ -163,6 +163,7 @@ class Lease:
         self._granted_at = granted_at
         self._lost = False
         self._released = False
+        self._handed_over = False  # released on our behalf by an observer: over, but not by us
         self._next_renewal = record.renewals
         self._pending: dict[int, float] = {}  # renewals number -> send time, for writes with unknown outcome
         self._mutex = threading.Lock()
@@ -213,7 +214,7 @@ class Lease:
         if record.state != LockState.HELD or record.owner_id != self.owner_id:
             if self._released_for_us(record):
                 # our run ended and an observer released the lock first: the hold is over, nothing was lost
-                self._released = True
+                self._released = self._handed_over = True
                 log.info("lock.released_by_observer", lock=self.name, fence=self.fence)
                 return False
             self._mark_lost(f"now {record.state.value} by owner {record.owner_id}")
@@ -281,7 +282,7 @@ class Lease:
             if self._lost:
                 return False
             if self._released:
-                return True
+                return not self._handed_over
             m = self._manager
             entry = {
                 "id": _audit_id(),
@@ -313,6 +314,7 @@ class Lease:
                 if current is not None and self._released_for_us(_load(current)):
                     # not ours to release any more (False), yet nothing was lost: no lock.lost, no lost metric
                     self._done_releasing(how="observer")
+                    self._handed_over = True
                     return False
                 if not self._adopt(current):
                     return False
