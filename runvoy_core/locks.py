@@ -196,6 +196,11 @@ class Lease:
     def released(self) -> bool:
         return self._released
 
+    @property
+    def handed_over(self) -> bool:
+        """An observer saw the run end and released (or passed on) the lock for it: over, and not lost."""
+        return self._handed_over
+
     def _mark_lost(self, why: str) -> None:
         if self._lost:
             return
@@ -214,7 +219,7 @@ class Lease:
         if record.state != LockState.HELD or record.owner_id != self.owner_id:
             if self._released_for_us(record):
                 # our run ended and an observer released the lock first: the hold is over, nothing was lost
-                self._released = self._handed_over = True
+                self._handed_over = True
                 log.info("lock.released_by_observer", lock=self.name, fence=self.fence)
                 return False
             self._mark_lost(f"now {record.state.value} by owner {record.owner_id}")
@@ -282,7 +287,9 @@ class Lease:
             if self._lost:
                 return False
             if self._released:
-                return not self._handed_over
+                return True
+            if self._handed_over:
+                return False
             m = self._manager
             entry = {
                 "id": _audit_id(),
@@ -313,7 +320,6 @@ class Lease:
                     return self._done_releasing()
                 if current is not None and self._released_for_us(_load(current)):
                     # not ours to release any more (False), yet nothing was lost: no lock.lost, no lost metric
-                    self._done_releasing(how="observer")
                     self._handed_over = True
                     return False
                 if not self._adopt(current):

@@ -658,7 +658,7 @@ class Runner:
         if ok:
             handle.next_renew = time.monotonic() + lease.renew_interval
             return
-        if ok is False and lease.released:
+        if ok is False and lease.handed_over:
             return  # an observer saw the task end and released the lock for it: the next look finalizes
         if ok is False:
             self._stop(

@@ -124,7 +124,7 @@ def test_a_lock_an_observer_released_after_the_run_ended_is_not_lost() -> None:
     with capture_logs() as logs:
         assert manager.release_if_holder_ended("job")
         assert lease.renew() is False  # the hold is over...
-        assert lease.released and not lease.lost  # ...and nothing was lost
+        assert lease.handed_over and not lease.lost  # ...and nothing was lost
         assert lease.release() is False  # not ours to release any more
     assert manager.metrics.lost.value(lock="job") == 0
     assert not [entry for entry in logs if entry["event"] == "lock.lost"]
