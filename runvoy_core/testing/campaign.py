@@ -39,7 +39,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runvoy_core.errors import RunvoyError
+from runvoy_core.errors import RunvoyError, TransientProviderError
 from runvoy_core.models import Execution, Status
 from runvoy_core.ports.store import ExecutionQuery
 from runvoy_core.testing.faultproxy import Chaos
@@ -407,7 +407,13 @@ class Campaign:
         for record in records:
             if record.status is not Status.SUCCEEDED or record.request.labels.get("campaign") == "kill":
                 continue
-            ok, events = self._guard("logs", functools.partial(_messages, client, record.id))
+            # a transient error says nothing about lost lines (callers retry it): a line is lost only when a
+            # read that succeeds lacks it. A pooled connection the proxy broke can still fail the first read.
+            for attempt in range(5):
+                ok, events = self._guard("logs", functools.partial(_messages, client, record.id))
+                if ok or not isinstance(events, TransientProviderError):
+                    break
+                time.sleep(0.2 * (attempt + 1))
             got = events if ok else []
             missing = [line for line in want if line not in got]
             if missing:
