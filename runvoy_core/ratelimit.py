@@ -201,6 +201,23 @@ PROCESS_LIMITS = RateLimits()
 """The process's buckets: every provider instance uses these unless a test gives it its own."""
 
 
+MAX_RATE_LIMIT = 100_000
+
+
+def check_rate_limits(value: Mapping[str, float], quotas: Iterable[Quota]) -> dict[str, float]:
+    """A provider config's ``rate_limits``: known service names only, each above 0 and at most
+    ``MAX_RATE_LIMIT`` per second (the one check every provider's config validator calls)."""
+    known = {q.service for q in quotas}
+    for service, rate in value.items():
+        if service not in known:
+            raise ValueError(f"no rate limit named {service!r}; known: {', '.join(sorted(known))}")
+        if not 0 < rate <= MAX_RATE_LIMIT:
+            raise ValueError(
+                f"rate_limits.{service}: {rate} must be above 0 and at most {MAX_RATE_LIMIT} per second"
+            )
+    return dict(value)
+
+
 def declare(provider: str, quotas: Iterable[Quota]) -> None:
     PROCESS_LIMITS.declare(provider, quotas)
 

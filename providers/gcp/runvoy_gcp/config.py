@@ -71,17 +71,10 @@ class GcpConfig(BaseModel):
     @field_validator("rate_limits")
     @classmethod
     def _rate_limits(cls, value: dict[str, float]) -> dict[str, float]:
+        from runvoy_core.ratelimit import check_rate_limits
         from runvoy_gcp.quotas import QUOTAS
 
-        known = {q.service for q in QUOTAS}
-        for service, rate in value.items():
-            if service not in known:
-                raise ValueError(f"no rate limit named {service!r}; known: {', '.join(sorted(known))}")
-            if not 0 < rate <= 100_000:
-                raise ValueError(
-                    f"rate_limits.{service}: {rate} must be above 0 and at most 100000 per second"
-                )
-        return value
+        return check_rate_limits(value, QUOTAS)
 
     @field_validator("job_prefix")
     @classmethod
