@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 from structlog.testing import capture_logs
@@ -18,21 +17,11 @@ from runvoy_core.locks import LockManager
 from runvoy_core.models import Execution, ExecutionRequest, LockHolder, LockState, OnConflict, Status
 from runvoy_core.providers.local import procinfo
 from runvoy_core.testing.memory_register import MemoryLockRegister
-
-
-def _until(what: str, check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    """Poll a state (not a fixed sleep) until ``check()`` returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+from runvoy_core.testing.waiting import wait_for, wait_for_status
 
 
 def _running(rv: Runvoy, execution_id: str) -> Execution:
-    return _until("RUNNING", lambda: (ex := rv.status(execution_id)).status == Status.RUNNING and ex)
+    return wait_for_status(rv, execution_id, Status.RUNNING)
 
 
 # -- a detached holder whose lock is no longer its own -----------------------------------------------------
@@ -104,7 +93,7 @@ def test_a_run_whose_supervisor_died_is_found_and_stopped_before_it_is_lost() ->
     state = rv.provider.compute.describe(running.task_ref)  # type: ignore[arg-type]
     supervisor, command = state.detail["supervisor_pid"], state.detail["pid"]
     os.kill(supervisor, signal.SIGKILL)
-    _until("the supervisor to be gone", lambda: not procinfo.is_alive(supervisor, None))
+    wait_for(lambda: not procinfo.is_alive(supervisor, None), what="the supervisor to be gone")
     noted = rv.status(ex.id)
     assert not noted.status.is_terminal and noted.unknown_since is not None  # first: only noted
     rv.runner.unknown_grace = 0.0
@@ -112,7 +101,7 @@ def test_a_run_whose_supervisor_died_is_found_and_stopped_before_it_is_lost() ->
     assert lost.status == Status.LOST
     assert "was found and stopped" in (lost.reason or "")
     assert "left running" not in (lost.reason or "")
-    _until("the command to be gone", lambda: not procinfo.is_alive(command, None))
+    wait_for(lambda: not procinfo.is_alive(command, None), what="the command to be gone")
 
 
 # -- warnings mean something ---------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -27,6 +26,7 @@ import pytest
 
 from runvoy_core.models import Status, StopReason
 from runvoy_core.testing.sinks import RecordingSink
+from runvoy_core.testing.waiting import wait_for
 
 _OTHER_PROCESS = textwrap.dedent(
     """
@@ -58,13 +58,11 @@ class RunnerConformance:
         client.close()
 
     def _until(self, rv: Any, execution_id: str, *statuses: Status) -> Any:
-        deadline = time.monotonic() + self.max_wait
-        while True:
+        def reached() -> Any:
             record = rv.status(execution_id)
-            if record.status in statuses or record.status.is_terminal:
-                return record
-            assert time.monotonic() < deadline, f"{execution_id} never reached {statuses}: {record.status}"
-            time.sleep(0.05)
+            return record if record.status in statuses or record.status.is_terminal else None
+
+        return wait_for(reached, what=f"{execution_id} to reach {statuses}", timeout=self.max_wait)
 
     # -- output and exit codes ---------------------------------------------------------------------------------
     def test_a_run_gives_its_output_lines_and_exit_code(self, runvoy: Any) -> None:
