@@ -9,6 +9,7 @@ ex.status, ex.exit_code, ex.cost.total
 from __future__ import annotations
 
 import builtins
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -37,7 +38,7 @@ from runvoy_core.models import (
 )
 from runvoy_core.ports import LockRegister, Provider, StorePort
 from runvoy_core.ports.store import ExecutionQuery
-from runvoy_core.runner import LogSink, Messages, RunHandle, Runner
+from runvoy_core.runner import Follow, LogSink, Messages, RunHandle, Runner
 
 if TYPE_CHECKING:
     from runvoy_core.models import LockRecord
@@ -127,6 +128,8 @@ class Runvoy:
         self._runner: Runner | None = None
         self._config_overrides = config
         self._plugins: LoadedPlugins | None = None
+        self._wiring = threading.RLock()
+        """Threads sharing this object share one provider and runner, so one poller (decision 0026)."""
 
     # -- wiring ------------------------------------------------------------------------------------------------
     @property
@@ -149,7 +152,9 @@ class Runvoy:
     @property
     def provider(self) -> Provider:
         if self._provider is None:
-            self._provider = self._create_provider(self.provider_name)
+            with self._wiring:
+                if self._provider is None:
+                    self._provider = self._create_provider(self.provider_name)
         return self._provider
 
     def _create_provider(self, name: str) -> Provider:
@@ -201,6 +206,12 @@ class Runvoy:
 
     @property
     def runner(self) -> Runner:
+        if self._runner is None:
+            with self._wiring:
+                return self._wired_runner()
+        return self._runner
+
+    def _wired_runner(self) -> Runner:
         if self._runner is None:
             from runvoy_core.cost.source import load_price_sources
 
@@ -317,16 +328,23 @@ class Runvoy:
         deadline = None if timeout is None else time.monotonic() + timeout
         interval = poll
         cap = poll_max or self.runner.poll_max
-        while True:
-            record = self.runner.refresh(record)
-            if record.status.is_terminal:
-                return record
-            if deadline is not None and time.monotonic() >= deadline:
-                return record
-            time.sleep(interval)
-            interval = min(interval * 1.5, cap)
-            fresh = self.store.get(record.id)
-            record = fresh if fresh is not None else record
+        # many waits in one process (threads) share the provider's poller: see runvoy_core/polling.py
+        follow = Follow()
+        try:
+            while True:
+                record = self.runner.refresh(record, follow=follow)
+                if record.status.is_terminal:
+                    return record
+                if deadline is not None and time.monotonic() >= deadline:
+                    return record
+                if not follow.waited:
+                    time.sleep(interval)
+                follow.interval = interval if deadline is None else min(interval, deadline - time.monotonic())
+                interval = min(interval * 1.5, cap)
+                fresh = self.store.get(record.id)
+                record = fresh if fresh is not None else record
+        finally:
+            follow.close()
 
     def logs(
         self,

@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from runvoy_core import lifecycle
 from runvoy_core.errors import ProviderError, TransientProviderError
-from runvoy_core.models import ACTIVE_STATUSES, Execution, Status, utcnow
+from runvoy_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Status, utcnow
 from runvoy_core.ports.compute import LeftoverSweeping, StoreScoped, TaskPhase, TaskState
+from runvoy_core.ports.optional import CostRollups
 from runvoy_core.ports.store import ExecutionQuery
 
 if TYPE_CHECKING:
     from runvoy_core.runner import Runner
 
+RECOUNT_WINDOW = timedelta(days=62)
+"""How far back reconcile re-offers ended runs to the cost rollups: two monthly budget periods."""
 OTHER_STORE = "belongs to another store, left alone"
 UNTAGGED = "left alone: it carries no store tag (started before runvoy tagged tasks with their store)"
 
@@ -46,6 +49,8 @@ def reconcile(runner: Runner, *, dry_run: bool = False) -> list[dict[str, Any]]:
         entry = _orphan(runner, state, own, dry_run)
         if entry is not None:
             actions.append(entry)
+    if not dry_run:
+        actions.extend(_recount_costs(runner))
     if isinstance(compute, LeftoverSweeping):
         try:
             leftovers = compute.leftovers()
@@ -57,6 +62,35 @@ def reconcile(runner: Runner, *, dry_run: bool = False) -> list[dict[str, Any]]:
             if entry is not None:
                 actions.append(entry)
     return actions
+
+
+def _recount_costs(runner: Runner) -> list[dict[str, Any]]:
+    """Count into the cost rollups the ended runs of the last RECOUNT_WINDOW that a runner ended without
+    counting (it crashed between the final record and the count): counting is idempotent per id, so
+    offering every ended run is safe; only the ones that were missing are reported."""
+    from runvoy_core.providers.local.store import LocalStore
+
+    store = runner.store
+    if isinstance(store, LocalStore):
+        # the core's own store finds the missing ones itself, without parsing its (maybe 100,000) records
+        return [{"execution": i, "action": "counted into cost rollups"} for i in store.count_missing_costs()]
+    if not isinstance(store, CostRollups):
+        return []
+    actions: list[dict[str, Any]] = []
+    query = ExecutionQuery(statuses=TERMINAL_STATUSES, since=utcnow() - RECOUNT_WINDOW, limit=500)
+    while True:
+        page = store.list(query)
+        for record in page.executions:
+            try:
+                added = store.add_to_rollups(record)
+            except Exception as exc:  # one bad record must not stop the repair of the others
+                actions.append({"execution": record.id, "action": "cost not counted", "reason": str(exc)})
+                continue
+            if added:
+                actions.append({"execution": record.id, "action": "counted into cost rollups"})
+        if not page.cursor:
+            return actions
+        query = query.model_copy(update={"cursor": page.cursor})
 
 
 def _active_records(runner: Runner) -> list[Execution]:

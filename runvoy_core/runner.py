@@ -41,6 +41,7 @@ from runvoy_core.models import (
     new_execution_id,
     utcnow,
 )
+from runvoy_core.polling import CALLS, DESCRIBE, LOGS_READ, SharedPoller, Watch, poller_for
 from runvoy_core.ports import Capability, LockRegister, Provider, StorePort, TaskPhase, TaskSpec, TaskState
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 from runvoy_core.ports.optional import (
     ArchivingLogs,
+    CostRollups,
     FileRangeLogs,
     PollHints,
     RangeSink,
@@ -99,6 +101,24 @@ class RunHandle:
     next_renew: float = 0.0
     renew_failing_since: float | None = None
     history: list[Status] = field(default_factory=list)
+    poll: Watch | None = None
+    """Its task's subscription to the provider's shared poller, while ``watch`` runs (decision 0026)."""
+
+
+@dataclass
+class Follow:
+    """A reader that refreshes one run again and again until it ends (``Runvoy.wait``): with the shared
+    poller, each ``refresh`` takes its task's state from the poller's rounds (``interval``: seconds since the
+    last), and ``waited`` says the poller already made it wait, so it sleeps no more."""
+
+    interval: float = 0.0
+    poll: Watch | None = None
+    waited: bool = False
+
+    def close(self) -> None:
+        if self.poll is not None:
+            self.poll.close()
+            self.poll = None
 
 
 def _host() -> str:
@@ -144,6 +164,9 @@ class Runner:
         self.notify_url = notify_url
         self.equivalent_providers = equivalent_providers
         self._locks: LockManager | None = None
+        self.shared_polling = not isinstance(provider.compute, WaitingCompute)
+        """Watchers share one poller per provider (decision 0026); a compute that can wait on a task's end
+        costs no call per poll and keeps its native wait. The benchmark turns it off for "before"."""
         self._absent_holders: dict[str, float] = {}
         self.absent_holder_grace = ABSENT_HOLDER_GRACE
 
@@ -474,9 +497,18 @@ class Runner:
     # -- 5. watch ------------------------------------------------------------------------------------------
     def watch(self, handle: RunHandle, sink: LogSink | None = None) -> Execution:
         """Poll until the task ends, streaming logs, renewing the lock, enforcing timeout and cancel."""
+        try:
+            return self._watch(handle, sink)
+        finally:
+            if handle.poll is not None:
+                handle.poll.close()
+                handle.poll = None
+
+    def _watch(self, handle: RunHandle, sink: LogSink | None) -> Execution:
         interval = self.poll_min
+        paused = 0.0  # the shared poller waits this long since the last state (the sleep of _pause)
         while True:
-            state = self._describe(handle)
+            state = self._describe(handle, paused)
             if sink is not None:
                 self._pump_logs(handle, sink)
             if state is not None and state.ended:
@@ -495,7 +527,9 @@ class Runner:
                         force=False,
                         because="a newer holder was granted the lock",
                     )
-            self._pause(handle, interval)
+            if handle.poll is None:
+                self._pause(handle, interval)
+            paused = interval
             interval = min(interval * 1.5, self.poll_max)
             if handle.cancel or handle.stop_sent_at:
                 interval = min(interval, 0.5)
@@ -516,12 +550,31 @@ class Runner:
         except TransientProviderError:
             time.sleep(interval)
 
-    def _describe(self, handle: RunHandle) -> TaskState | None:
+    @property
+    def poller(self) -> SharedPoller:
+        """The process's poller of this provider (shared with every runner of the same provider object)."""
+        return poller_for(self.provider.compute, provider=self.provider.name, poll_min=self.poll_min)
+
+    def _task_state(self, handle: RunHandle, interval: float | None) -> TaskState:
+        """``describe``; a watcher (``interval``: seconds since its last state) asks the shared poller."""
+        ref = handle.execution.task_ref
+        assert ref is not None
+        if interval is None or not self.shared_polling:
+            CALLS.add(self.provider.name, DESCRIBE)
+            return self.provider.compute.describe(ref)
+        if handle.poll is not None and handle.poll.ref != ref:
+            handle.poll.close()  # the run adopted another task (decision 0010): follow that one
+            handle.poll = None
+        if handle.poll is None:
+            handle.poll = self.poller.watch(ref)
+        return handle.poll.next(interval)
+
+    def _describe(self, handle: RunHandle, interval: float | None = None) -> TaskState | None:
         """The task's state; None while nothing can be concluded (a transient error, or a task the provider
         does not know yet). An UNKNOWN state is returned only once the run is known to be lost."""
         assert handle.execution.task_ref is not None
         try:
-            state = self.provider.compute.describe(handle.execution.task_ref)
+            state = self._task_state(handle, interval)
         except TransientProviderError as exc:
             log.warning("describe.transient", error=str(exc))
             return None
@@ -597,6 +650,7 @@ class Runner:
         raw = self._raw_copy(sink)
         failures = 0
         for _ in range(10_000):
+            CALLS.add(self.provider.name, LOGS_READ)
             try:
                 if raw is not None:
                     read_raw, write_raw = raw
@@ -771,6 +825,7 @@ class Runner:
                 execution.stop_requested = stored.stop_requested
         status, reason = lifecycle.final_status(execution, state)
         handle.execution = self._write(handle, self._apply_final(execution, state, status, reason))
+        self._count_cost(handle.execution)
         self._event(
             handle.execution,
             handle.execution.status,
@@ -820,10 +875,21 @@ class Runner:
         execution.finished_at = utcnow()
         try:
             handle.execution = self._write(handle, execution, check_fence=False)
+            self._count_cost(handle.execution)
             self._event(handle.execution, status, "finished", reason=reason)
         finally:
             if handle.lease is not None and release_lock:
                 handle.lease.release()
+
+    def _count_cost(self, execution: Execution) -> None:
+        """Count an ended run into its store's cost rollups (decision 1401). Never fails the run: a missed
+        count is re-added by ``runvoy reconcile``, and counting twice is a no-op."""
+        if not isinstance(self.store, CostRollups) or not execution.status.is_terminal:
+            return
+        try:
+            self.store.add_to_rollups(execution)
+        except Exception as exc:
+            log.warning("cost.rollup_failed", execution_id=execution.id, error=str(exc))
 
     def _notify_finished(self, execution: Execution) -> None:
         if self.hooks is None:
@@ -869,8 +935,17 @@ class Runner:
             log.warning("event.write_failed", error=str(exc))
 
     # -- converging records that nobody watches --------------------------------------------------------------
-    def refresh(self, execution: Execution, *, release_lock: bool = True, enforce: bool = True) -> Execution:
+    def refresh(
+        self,
+        execution: Execution,
+        *,
+        release_lock: bool = True,
+        enforce: bool = True,
+        follow: Follow | None = None,
+    ) -> Execution:
         """Bring a non-terminal record in line with the provider; finalize it if its task ended."""
+        if follow is not None:
+            follow.waited = False
         if execution.status.is_terminal:
             return execution
         handle = RunHandle(execution=execution)
@@ -893,7 +968,14 @@ class Runner:
             except VersionConflict:
                 fresh = self.store.get(execution.id)
                 return fresh if fresh is not None else execution
-        state = self._describe(handle)
+        if follow is not None and self.shared_polling:
+            handle.poll = follow.poll
+            try:
+                state = self._describe(handle, follow.interval)
+            finally:
+                follow.poll, follow.waited = handle.poll, True
+        else:
+            state = self._describe(handle)
         if state is None:
             return handle.execution
         if state.ended:

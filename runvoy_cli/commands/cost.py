@@ -322,8 +322,8 @@ def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -
     """What stored executions cost, grouped; local runs also show their cloud equivalents."""
     from datetime import timedelta
 
-    from runvoy_core.cost.budgets import executions_since, open_local_store
-    from runvoy_core.cost.report import build_report
+    from runvoy_core.cost.budgets import open_local_store
+    from runvoy_core.cost.report import cost_report
     from runvoy_core.errors import RunvoyError
     from runvoy_core.inputs import SINCE
     from runvoy_core.models import utcnow
@@ -339,33 +339,21 @@ def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -
             stores.append(state().runvoy(cloud).store)
         except RunvoyError as exc:
             warn(f"{cloud} records not included: {exc.message}")
-    seen: set[str] = set()
-    executions = []
-    for store in stores:
-        try:
-            found = list(executions_since(store, start))
-        except RunvoyError as exc:
-            warn(f"{cloud} records not included: {exc.message}")
-            continue
-        for e in found:
-            if e.id not in seen and (provider is None or e.provider == provider):
-                seen.add(e.id)
-                executions.append(e)
-    rows = build_report(executions, group_by)
-    total = sum((r.total for r in rows), Decimal(0)) if group_by != "label" else None
+    try:
+        report = cost_report(stores, start, group_by, provider=provider)
+    except RunvoyError as exc:
+        warn(f"{cloud} records not included: {exc.message}")
+        report = cost_report(stores[:1], start, group_by, provider=provider)
+    rows = report.rows
     if as_json:
-        print_json(
-            {
-                "since": start.isoformat(),
-                "by": group_by,
-                "runs": len(executions),
-                "total": str(sum((e.cost.total for e in executions if e.cost), Decimal(0))),
-                "rows": [r.as_dict() for r in rows],
-            }
-        )
+        print_json(report.as_dict())
         return
+    # costs are kept per hour: a --since that starts mid-hour counts from the start of that hour (decision 1403)
+    since_text = f"{report.since:%Y-%m-%d %H:%M} UTC" + (
+        " (the start of the hour of --since)" if report.hourly else ""
+    )
     if not rows:
-        message(f"no executions since {start:%Y-%m-%d %H:%M} UTC")
+        message(f"no executions since {since_text}")
         return
     clouds = sorted({p for r in rows for p in r.equivalents})
     headers = [group_by, "runs", "billed", "cost", *[f"on {p}" for p in clouds]]
@@ -380,8 +368,8 @@ def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -
         for r in rows
     ]
     print_table(table, headers)
-    if total is not None:
-        message(f"total since {start:%Y-%m-%d %H:%M} UTC: {money_text(total)} over {len(executions)} run(s)")
+    if group_by != "label":
+        message(f"total since {since_text}: {money_text(report.total)} over {report.runs} run(s)")
     if clouds:
         message(
             "'on X' columns: what the same runs would have cost on that cloud (equivalents, not spending)"

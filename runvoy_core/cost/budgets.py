@@ -4,8 +4,11 @@ Budgets live in SQLite at ``<home>/budgets.sqlite`` (table ``budgets``: one JSON
 the thresholds that already alerted in a period (table ``budget_alerts``, whose primary key makes "alert once
 per threshold and period" atomic even when two runs start at the same moment).
 
-Spending is the sum of ``Execution.cost.total`` of the stored executions created in the period that match the
-budget's scope; equivalents (what a local run would have cost on a cloud) are not spending.
+Spending is the sum of ``Execution.cost.total`` of the stored executions that ended in the period and match the
+budget's scope, read from the store's cost rollups (``runvoy_core.cost.rollups``: hour buckets kept when a run
+ends), so a check before a run reads a few buckets, never the period's runs (decision 1404). A store without
+rollups is read the old way: the executions created in the period. Equivalents (what a local run would have cost
+on a cloud) are not spending.
 """
 
 from __future__ import annotations
@@ -265,6 +268,22 @@ def executions_since(
 
 
 def spent_in_period(budget: Budget, store: StorePort, start: datetime) -> Decimal:
+    """What the budget's runs cost since ``start``: from the store's cost rollups when it keeps them (a few
+    hour buckets, however many runs), else from every run created since ``start``."""
+    from runvoy_core.ports.optional import CostRollups, CostTotals
+
+    if isinstance(store, CostRollups):
+        # an active run has no cost yet: the ended ones, counted in the hour they ended, are all the spending
+        rows = store.cost_totals(start) if isinstance(store, CostTotals) else store.rollups(start)
+        return sum(
+            (
+                row.total
+                for row in rows
+                if row.currency == budget.currency
+                and budget.scope.matches(provider=row.provider, user=row.user, labels=dict(row.labels))
+            ),
+            Decimal(0),
+        )
     exact_labels = {k: v for k, v in budget.scope.labels.items() if v is not None}
     total = Decimal(0)
     for execution in executions_since(store, start, exact_labels):

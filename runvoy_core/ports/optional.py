@@ -7,11 +7,18 @@ conformance kit checks that what is declared is what is implemented.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from runvoy_core.ports.capabilities import Capability
 from runvoy_core.ports.compute import LeftoverSweeping, StoreScoped, TaskState
 from runvoy_core.ports.logs import FileRange
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from runvoy_core.cost.rollups import RollupRow
+    from runvoy_core.models import Execution
 
 
 @runtime_checkable
@@ -71,6 +78,49 @@ class PollHints(Protocol):
 
 
 @runtime_checkable
+class BatchStatus(Protocol):
+    """A compute that reads the states of many tasks in a few calls (ECS DescribeTasks takes 100 ARNs): the
+    shared poller (``runvoy_core.polling``) asks it once per round for every run this process follows."""
+
+    def status_many(self, refs: Sequence[str]) -> dict[str, TaskState]:
+        """The state of each ref, as ``describe`` would give it (UNKNOWN for a task the provider no longer
+        knows); a transient failure raises ``TransientProviderError`` for the whole batch."""
+        ...
+
+
+@runtime_checkable
+class CostRollups(Protocol):
+    """A store that keeps hour buckets of ended runs' costs (``runvoy_core.cost.rollups``), so ``cost
+    report`` and budget checks read a few buckets instead of every run of a period. The core's local store
+    (``LocalStore``) does; a provider whose store does declares ``cost_rollups``. A store may return whole
+    days of the range as one row per day (dated 00:00): readers sum rows and look only at their day."""
+
+    def add_to_rollups(self, execution: Execution) -> bool:
+        """Count an ended execution into its hour bucket; False when this id was already counted."""
+        ...
+
+    def rollups(self, since: datetime, until: datetime | None = None) -> list[RollupRow]:
+        """Every bucket whose hour is >= the hour of `since` (and < `until`), any order."""
+        ...
+
+
+@runtime_checkable
+class CostTotals(Protocol):
+    """A ``CostRollups`` store that also keeps running totals per bucket identity, so the costs since an hour
+    come as one row per identity however long the period (the core's local store; not a provider
+    capability: ``cost report`` and budget checks use it when it is there, ``rollups`` otherwise)."""
+
+    def cost_totals(self, since: datetime) -> list[RollupRow]:
+        """One row per bucket identity (``hour`` = the hour of ``since``): its runs that ended since then."""
+        ...
+
+    def day_totals(self, since: datetime) -> list[RollupRow]:
+        """One row per day and provider (user, lock and labels left out; the first day dated the hour of
+        ``since``): the runs that ended since then, for the report by day."""
+        ...
+
+
+@runtime_checkable
 class RangeSink(Protocol):
     """A log sink that can copy a file range itself (the CLI's terminal writer, with ``sendfile``)."""
 
@@ -92,6 +142,8 @@ OPTIONAL_FEATURES: dict[Capability, tuple[str, type]] = {
     Capability.SETUP: ("provider", SettingUpProvider),
     Capability.STORE_SCOPED: ("compute", StoreScoped),
     Capability.LEFTOVER_SWEEP: ("compute", LeftoverSweeping),
+    Capability.COST_ROLLUPS: ("store", CostRollups),
+    Capability.BATCH_STATUS: ("compute", BatchStatus),
 }
 """Each optional feature: the part of the provider that implements it, and its Protocol."""
 
@@ -100,7 +152,13 @@ def implemented_features(provider: Any) -> frozenset[Capability]:
     """The optional features a provider object implements (what its spec must declare, no more, no less)."""
     found = set()
     for capability, (part, protocol) in OPTIONAL_FEATURES.items():
-        target = {"provider": provider, "compute": provider.compute, "logs": provider.logs}[part]
+        target = {
+            "provider": provider,
+            "compute": provider.compute,
+            "logs": provider.logs,
+            # None: the core keeps the records in its local store, which is no part of the provider
+            "store": provider.store,
+        }[part]
         if isinstance(target, protocol):
             found.add(capability)
     return frozenset(found)

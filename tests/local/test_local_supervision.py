@@ -175,6 +175,18 @@ def test_a_missing_program_fails_to_start(provider: LocalProvider) -> None:
     assert state.reason and "/definitely/not/here" in state.reason
 
 
+def test_a_module_in_the_callers_directory_does_not_replace_the_supervisors(
+    provider: LocalProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started with `-m`, the supervisor had the caller's directory first on sys.path: a json.py there made
+    every local run started from it LOST."""
+    for name in ("json", "selectors", "sqlite3", "runvoy_core"):
+        (tmp_path / f"{name}.py").write_text("raise SystemExit('the caller directory was imported from')\n")
+    monkeypatch.chdir(tmp_path)
+    state = run_to_end(provider, spec_for("echo fine"))
+    assert state.exit_code == 0, state.reason
+
+
 def test_stop_right_after_start_never_leaves_it_running(provider: LocalProvider) -> None:
     spec = spec_for("sleep 300")
     ref = provider.compute.start(spec, spec.execution_id)
@@ -224,6 +236,20 @@ def test_timeout_is_enforced_by_the_supervisor(provider: LocalProvider) -> None:
     assert state.timed_out and not state.stopped_by_request
     assert state.reason and "timeout" in state.reason
     assert time.monotonic() - begun < DEADLINE  # not the command's 300 s
+
+
+def test_a_command_that_closed_its_output_still_times_out_and_stops(provider: LocalProvider) -> None:
+    """The supervisor's loop used to end at EOF on both pipes and then wait for the process, deaf to the
+    timeout and to stops: `exec >&- 2>&-; sleep 600` ran its 600 s."""
+    state = run_to_end(provider, spec_for("exec >&- 2>&-; sleep 600", timeout=0.5, stop_grace=0.5))
+    assert state.timed_out and state.exit_code == 143
+    spec = spec_for("exec >&- 2>&-; echo closed > started; sleep 600", workdir=str(provider.home))
+    ref = provider.compute.start(spec, spec.execution_id)
+    running(provider, ref)
+    wait_for(lambda: (provider.home / "started").exists(), what="the command to close its output")
+    provider.compute.stop(ref, 0.5)
+    state = provider.compute.wait(ref, DEADLINE)
+    assert state.ended and state.stopped_by_request
 
 
 def test_workdir_and_the_env_rule(

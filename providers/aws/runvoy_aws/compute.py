@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -33,6 +34,7 @@ from runvoy_core.ratelimit import Retryable, RetryPolicy, retry_call
 log = structlog.get_logger("runvoy.aws.compute")
 
 OVERRIDES_LIMIT = 8192  # characters of RunTask's overrides JSON
+DESCRIBE_BATCH = 100  # task ARNs per DescribeTasks call
 START_ATTEMPTS = 5
 REQUEST_ID_TAG = "runvoy:request-id"
 STORE_TAG = "runvoy:store"
@@ -47,6 +49,15 @@ def cluster_of(ref: str, default: str) -> str:
     # long ARN format: arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID
     parts = ref.split(":", 5)[-1].split("/") if ref.startswith("arn:") else []
     return parts[1] if len(parts) == 3 else default
+
+
+def _unknown(ref: str, reasons: str) -> TaskState:
+    # ECS forgets stopped tasks after about an hour
+    return TaskState(
+        ref=ref,
+        phase=TaskPhase.UNKNOWN,
+        reason=f"ECS no longer knows the task ({reasons}); stopped tasks are kept about an hour",
+    )
 
 
 def _started_task(answer: dict[str, Any]) -> str:
@@ -256,12 +267,36 @@ class EcsCompute:
             if task.get("taskArn") == ref or task_id(str(task.get("taskArn"))) == task_id(ref):
                 return task_state(task, self._config.container_name)
         reasons = ", ".join(str(f.get("reason")) for f in answer.get("failures") or []) or "MISSING"
-        # ECS forgets stopped tasks after about an hour
-        return TaskState(
-            ref=ref,
-            phase=TaskPhase.UNKNOWN,
-            reason=f"ECS no longer knows the task ({reasons}); stopped tasks are kept about an hour",
-        )
+        return _unknown(ref, reasons)
+
+    def status_many(self, refs: Sequence[str]) -> dict[str, TaskState]:
+        """Every ref's state in one DescribeTasks per cluster and 100 tasks (the shared poller's round)."""
+        by_cluster: dict[str, list[str]] = {}
+        for ref in dict.fromkeys(refs):
+            by_cluster.setdefault(cluster_of(ref, self._config.cluster), []).append(ref)
+        states: dict[str, TaskState] = {}
+        for cluster, arns in by_cluster.items():
+            for i in range(0, len(arns), DESCRIBE_BATCH):
+                chunk = arns[i : i + DESCRIBE_BATCH]
+                query = functools.partial(
+                    self._ecs.describe_tasks, cluster=cluster, tasks=chunk, include=["TAGS"]
+                )
+                answer = self._clients.read(DESCRIBE_TASKS, "describe ECS tasks", query)
+                found = {
+                    task_id(str(task.get("taskArn"))): task_state(task, self._config.container_name)
+                    for task in answer.get("tasks") or []
+                }
+                failures = {
+                    task_id(str(f.get("arn"))): str(f.get("reason")) for f in answer.get("failures") or []
+                }
+                for ref in chunk:
+                    state = found.get(task_id(ref))
+                    states[ref] = (
+                        state.model_copy(update={"ref": ref})
+                        if state is not None
+                        else _unknown(ref, failures.get(task_id(ref), "MISSING"))
+                    )
+        return states
 
     def find(self, execution_id: str) -> str | None:
         cluster = self._config.cluster

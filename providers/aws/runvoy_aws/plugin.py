@@ -26,6 +26,8 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
                     Capability.LOG_ARCHIVE,
                     Capability.SETUP,
                     Capability.STORE_SCOPED,
+                    Capability.COST_ROLLUPS,
+                    Capability.BATCH_STATUS,
                 }
             ),
             install_extra="aws",

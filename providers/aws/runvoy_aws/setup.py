@@ -5,7 +5,9 @@ Each step reads first and only creates what is missing, so running it twice chan
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +56,9 @@ def _step(resource: str, action: str, detail: str) -> Step:
 
 
 class AwsSetup:
+    index_wait = 600.0
+    """Seconds setup waits for DynamoDB to build an index it added."""
+
     def __init__(self, clients: AwsClients, config: AwsConfig, region: str) -> None:
         self._clients = clients
         self._config = config
@@ -146,35 +151,137 @@ class AwsSetup:
 
     # -- DynamoDB ---------------------------------------------------------------------------------------
     def _executions_table(self, dry_run: bool) -> Step:
-        return self._table(store.table_definition(self._config.executions_table), dry_run)
-
-    def _locks_table(self, dry_run: bool) -> Step:
-        return self._table(register.table_definition(self._config.locks_table), dry_run)
-
-    def _table(self, definition: dict[str, Any], dry_run: bool) -> Step:
+        """Create the table, or bring an older one to the current layout: add the indexes it lacks (one
+        at a time, as DynamoDB allows), then write the label items and count the cost of the runs it
+        already holds (one Scan, once; ``meta``/``layout`` records that it is done)."""
+        definition = store.table_definition(self._config.executions_table)
         db = self._clients.client("dynamodb")
         name = definition["TableName"]
         resource = f"DynamoDB table {name}"
-        wanted = {i["IndexName"] for i in definition.get("GlobalSecondaryIndexes", [])}
+        records = store.DynamoStore(db, name, self._clients_s3, self._config.bucket)
+        table = self._describe(db, name)
+        if table is None:
+            step = self._create_table(definition, dry_run)
+            if not dry_run:
+                records.mark_layout()
+            return step
+        missing = self._missing(definition, table)
+        layout = records.layout()
+        if not missing and layout >= store.LAYOUT and not self._building(table):
+            wanted = sorted(i["IndexName"] for i in definition["GlobalSecondaryIndexes"])
+            return _step(resource, "exists", f"on-demand, indexes {', '.join(wanted)}")
+        todo = [f"add the index {i['IndexName']}" for i in missing]
+        if layout < store.LAYOUT:
+            todo.append("index the labels and count the cost of the runs it holds")
+        if dry_run:
+            return _step(resource, "would update", "; ".join(todo) or "wait for its indexes to be built")
+        done = self._add_indexes(db, definition, missing)
+        if layout < store.LAYOUT:
+            indexed = counted = 0
+            stored = records.stored_records()
+            while batch := list(itertools.islice(stored, 100)):
+                records.index_labels(batch)
+                indexed += len(batch)
+                counted += sum(records.add_to_rollups(e) for e in batch if e.status.is_terminal)
+            records.mark_layout()
+            done.append(f"indexed the labels of {indexed} runs, counted {counted} in the cost rollups")
+        building = self._building(self._wait_for_indexes(db, name))
+        if building or len(done) < len(todo):
+            done.append(
+                f"DynamoDB is still building {', '.join(building) or 'an index'}: run setup again later"
+            )
+        return _step(resource, "updated", "; ".join(done))
+
+    def _add_indexes(self, db: Any, definition: dict[str, Any], missing: list[dict[str, Any]]) -> list[str]:
+        """UpdateTable once per missing index, each once no other index is being built (DynamoDB builds one
+        at a time); stops at the first still building after ``index_wait``."""
+        name = definition["TableName"]
+        done: list[str] = []
+        for index in missing:
+            if self._building(self._wait_for_indexes(db, name)):
+                break
+            attributes = {k["AttributeName"] for k in index["KeySchema"]}
+            with aws_call(f"add the index {index['IndexName']}"):
+                db.update_table(
+                    TableName=name,
+                    AttributeDefinitions=[
+                        a for a in definition["AttributeDefinitions"] if a["AttributeName"] in attributes
+                    ],
+                    GlobalSecondaryIndexUpdates=[{"Create": index}],
+                )
+            done.append(f"added the index {index['IndexName']}")
+        return done
+
+    @staticmethod
+    def _missing(definition: dict[str, Any], table: dict[str, Any]) -> list[dict[str, Any]]:
+        have = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
+        return [i for i in definition.get("GlobalSecondaryIndexes", []) if i["IndexName"] not in have]
+
+    def _clients_s3(self) -> Any:
+        return self._clients.client("s3")
+
+    @staticmethod
+    def _describe(db: Any, name: str) -> dict[str, Any] | None:
         with aws_call("describe DynamoDB table"):
             try:
-                table = db.describe_table(TableName=name)["Table"]
+                table: dict[str, Any] = db.describe_table(TableName=name)["Table"]
             except bexc.ClientError as exc:
                 if error_code(exc) != "ResourceNotFoundException":
                     raise
-                table = None
-        if table is not None:
-            have = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
-            if wanted - have:
-                return _step(
-                    resource,
-                    "manual",
-                    f"exists without the indexes {', '.join(sorted(wanted - have))}: delete it or set another "
-                    "table name in providers.aws",
-                )
-            return _step(
-                resource, "exists", "on-demand" + (f", indexes {', '.join(sorted(wanted))}" if wanted else "")
+                return None
+        return table
+
+    @staticmethod
+    def _building(table: dict[str, Any] | None) -> list[str]:
+        return [
+            i["IndexName"]
+            for i in (table or {}).get("GlobalSecondaryIndexes", [])
+            if i.get("IndexStatus", "ACTIVE") != "ACTIVE"
+        ]
+
+    def _wait_for_indexes(self, db: Any, name: str) -> dict[str, Any] | None:
+        """The table once no index is being built, or as it is after ``index_wait`` seconds (a backfill of
+        a large table takes longer than anyone should wait for setup)."""
+        deadline = time.monotonic() + self.index_wait
+        while True:
+            table = self._describe(db, name)
+            if not self._building(table) or time.monotonic() >= deadline:
+                return table
+            time.sleep(5.0)
+
+    def _locks_table(self, dry_run: bool) -> Step:
+        """Create the table, or add ``by-kind`` to an older one and tag its locks (decision 0309)."""
+        definition = register.table_definition(self._config.locks_table)
+        db = self._clients.client("dynamodb")
+        name = definition["TableName"]
+        table = self._describe(db, name)
+        if table is None:
+            return self._create_table(definition, dry_run)
+        resource = f"DynamoDB table {name}"
+        missing = self._missing(definition, table)
+        locks = register.DynamoLockRegister(db, name)
+        untagged = locks.tag_untagged(dry_run=True)
+        if not missing and not untagged and not self._building(table):
+            return _step(resource, "exists", f"on-demand, index {register.BY_KIND}")
+        todo = [f"add the index {i['IndexName']}" for i in missing]
+        if untagged:
+            todo.append(f"tag {untagged} locks for it")
+        if dry_run:
+            return _step(resource, "would update", "; ".join(todo) or "wait for its index to be built")
+        done = self._add_indexes(db, definition, missing)
+        if untagged:
+            done.append(f"tagged {locks.tag_untagged(dry_run=False)} locks")
+        building = self._building(self._wait_for_indexes(db, name))
+        if building or len(done) < len(todo):
+            done.append(
+                f"DynamoDB is still building {', '.join(building) or 'an index'}: run setup again later"
             )
+        return _step(resource, "updated", "; ".join(done))
+
+    def _create_table(self, definition: dict[str, Any], dry_run: bool) -> Step:
+        db = self._clients.client("dynamodb")
+        name = definition["TableName"]
+        resource = f"DynamoDB table {name}"
         if dry_run:
             return _step(resource, "would create", "on-demand capacity")
         with aws_call("create DynamoDB table"):

@@ -16,6 +16,7 @@ CAPABILITIES = frozenset(
         Capability.SETUP,
         Capability.STORE_SCOPED,
         Capability.LEFTOVER_SWEEP,
+        Capability.COST_ROLLUPS,
     }
 )
 

@@ -1,14 +1,19 @@
 """The lock register (compare-and-swap) on Azure Table storage; the lease protocol lives in runvoy_core.locks.
 
-One entity per lock: PartitionKey "lock", RowKey the lock name (characters Table storage forbids in keys
-are %-escaped), ``value`` the LockRecord as JSON. The version is the entity's ETag: create is
-``create_entity`` (409 when present), replace is ``update_entity`` with that ETag and
-``MatchConditions.IfNotModified`` (412 when somebody wrote first). Table storage reads are strongly
-consistent. Entities are never deleted (the fence counter must survive a release).
+One entity per entry: RowKey the entry's name (characters Table storage forbids in keys are %-escaped),
+``value`` the record as JSON. Locks and their slots live in PartitionKey "lock"; the queue's counter and
+tickets (names with ``~``, runvoy_core.lock_queue: one per queued run, never deleted) in "lockq", so
+``list_locks`` reads the locks alone however many runs ever queued (decision 0706). Tickets written by
+older versions sit in "lock": reads and replaces fall back to them, creates check them.
+The version is the entity's ETag: create is ``create_entity`` (409 when present), replace is
+``update_entity`` with that ETag and ``MatchConditions.IfNotModified`` (412 when somebody wrote first).
+Table storage reads are strongly consistent. Entities are never deleted (the fence counter must survive a
+release).
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -16,6 +21,8 @@ from runvoy_azure.clients import AzureClients, azure_call
 from runvoy_core.ports import Versioned
 
 PARTITION = "lock"
+QUEUE_PARTITION = "lockq"
+_QUEUE_MARK = "~"  # runvoy_core.lock_queue.QUEUE_SEPARATOR: never in a lock name
 _FORBIDDEN = {"/": "%2F", "\\": "%5C", "#": "%23", "?": "%3F", "%": "%25"}
 
 
@@ -47,7 +54,10 @@ class TableLockRegister:
     def create_if_absent(self, name: str, value: dict[str, Any]) -> bool:
         from azure.core.exceptions import ResourceExistsError
 
-        entity = {"PartitionKey": PARTITION, "RowKey": row_key(name), "value": _dump(value)}
+        partition = _partition(name)
+        if partition != PARTITION and self._get(PARTITION, name) is not None:
+            return False  # written by an older version, before queue entries had their own partition
+        entity = {"PartitionKey": partition, "RowKey": row_key(name), "value": _dump(value)}
         with azure_call(f"create lock {name!r}"):
             try:
                 self._table.create_entity(entity)
@@ -55,15 +65,21 @@ class TableLockRegister:
                 return False
         return True
 
-    def read(self, name: str) -> Versioned | None:
+    def _get(self, partition: str, name: str) -> Any | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         with azure_call(f"read lock {name!r}"):
             try:
-                entity = self._table.get_entity(PARTITION, row_key(name))
+                return self._table.get_entity(partition, row_key(name))
             except ResourceNotFoundError:
                 return None
-        return _versioned(entity)
+
+    def read(self, name: str) -> Versioned | None:
+        partition = _partition(name)
+        entity = self._get(partition, name)
+        if entity is None and partition != PARTITION:
+            entity = self._get(PARTITION, name)
+        return None if entity is None else _versioned(entity)
 
     def replace_if_version(self, name: str, value: dict[str, Any], version: str) -> bool:
         from azure.core import MatchConditions
@@ -72,23 +88,47 @@ class TableLockRegister:
 
         if not _looks_like_etag(version):
             return False  # not a version this register handed out: it cannot be current
-        entity = {"PartitionKey": PARTITION, "RowKey": row_key(name), "value": _dump(value)}
-        with azure_call(f"update lock {name!r}"):
-            try:
-                self._table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=version,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except (ResourceModifiedError, ResourceNotFoundError):
-                return False
-        return True
+        partitions = [_partition(name)]
+        if partitions[0] != PARTITION:
+            partitions.append(PARTITION)  # a queue entry of an older version
+        for partition in partitions:
+            entity = {"PartitionKey": partition, "RowKey": row_key(name), "value": _dump(value)}
+            with azure_call(f"update lock {name!r}"):
+                try:
+                    self._table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=version,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                except ResourceModifiedError:
+                    return False
+                except ResourceNotFoundError:
+                    continue
+            return True
+        return False
 
     def list(self) -> list[tuple[str, Versioned]]:
+        """Every entry: the locks and the queues' counters and tickets."""
+        found = dict(self._list(PARTITION))
+        found.update(self._list(QUEUE_PARTITION))
+        return sorted(found.items(), key=lambda item: item[0])
+
+    def list_locks(self) -> builtins.list[tuple[str, Versioned]]:
+        """The locks and their slots only: one partition, whose size does not grow with the runs."""
+        return sorted(
+            ((name, entry) for name, entry in self._list(PARTITION) if _QUEUE_MARK not in name),
+            key=lambda item: item[0],
+        )
+
+    def _list(self, partition: str) -> builtins.list[tuple[str, Versioned]]:
         with azure_call("list locks"):
-            entities = list(self._table.query_entities(f"PartitionKey eq '{PARTITION}'"))
-        return sorted(((name_of(e["RowKey"]), _versioned(e)) for e in entities), key=lambda item: item[0])
+            entities = builtins.list(self._table.query_entities(f"PartitionKey eq '{partition}'"))
+        return [(name_of(e["RowKey"]), _versioned(e)) for e in entities]
+
+
+def _partition(name: str) -> str:
+    return QUEUE_PARTITION if _QUEUE_MARK in name else PARTITION
 
 
 def _looks_like_etag(version: str) -> bool:

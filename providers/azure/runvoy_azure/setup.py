@@ -22,7 +22,26 @@ class AzureSetup:
             self._table(name, dry_run) for name in (self._config.executions_table, self._config.locks_table)
         ]
         steps.append(self._container(dry_run))
+        steps += self._records(dry_run)
         return steps
+
+    def _records(self, dry_run: bool) -> list[dict[str, Any]]:
+        """Records of an older version get the status and label copies `list` reads (decision 0704)."""
+        from runvoy_azure.store import TableStore
+
+        if dry_run and not self._table_exists(self._config.executions_table):
+            return []
+        older = TableStore(self._clients, self._config.executions_table).upgrade_layout(dry_run)
+        if not older:
+            return []
+        action = "would index" if dry_run else "indexed"
+        return [
+            {
+                "resource": f"records in table {self._config.executions_table}",
+                "action": action,
+                "detail": f"{older} records written by an older version: status and label listings",
+            }
+        ]
 
     def _resource_group(self, dry_run: bool) -> dict[str, Any]:
         from azure.core.rest import HttpRequest
@@ -56,15 +75,17 @@ class AzureSetup:
     def _table(self, name: str, dry_run: bool) -> dict[str, Any]:
         resource = f"table {name}"
         service = self._clients.tables
-        with azure_call(f"check {resource}"):
-            exists = any(True for _ in service.query_tables(f"TableName eq '{name}'"))
-        if exists:
+        if self._table_exists(name):
             return {"resource": resource, "action": "exists", "detail": ""}
         if dry_run:
             return {"resource": resource, "action": "would create", "detail": ""}
         with azure_call(f"create {resource}"):
             service.create_table_if_not_exists(name)
         return {"resource": resource, "action": "created", "detail": ""}
+
+    def _table_exists(self, name: str) -> bool:
+        with azure_call(f"check table {name}"):
+            return any(True for _ in self._clients.tables.query_tables(f"TableName eq '{name}'"))
 
     def _container(self, dry_run: bool) -> dict[str, Any]:
         from azure.core.exceptions import ResourceExistsError

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,9 @@ FIND_SCAN_LIMIT = 2000
 # start() looks for an execution it may have started already among the job's executions this recent
 START_DEDUP_WINDOW = timedelta(hours=1)
 _DEADLINE_EXCEEDED = 4
+# how many of a job's newest executions one round of the shared poller looks through for the followed ones
+BATCH_SCAN_LIMIT = 300
+ENDED_KEPT = 1000
 
 
 def parse_ref(ref: str) -> dict[str, str]:
@@ -87,6 +91,9 @@ class CloudRunCompute:
         self._known_jobs: set[str] = set()
         self._started: dict[str, str] = {}
         """Execution id -> ref of the runs this process started (a repeated start() costs no call)."""
+        self._ended: dict[str, TaskState] = {}
+        """The final states of ended executions ``status_many`` saw (the oldest dropped first)."""
+        self._ended_lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------------
     def _retry(
@@ -411,10 +418,46 @@ class CloudRunCompute:
             return TaskState(
                 ref=ref, phase=TaskPhase.UNKNOWN, reason="the Cloud Run execution no longer exists"
             )
+        return self._state_of(ref, execution)
+
+    def status_many(self, refs: Sequence[str]) -> dict[str, TaskState]:
+        """The shared poller's round: one ``executions.list`` of each job that two or more of the refs run
+        on (newest first, so the followed executions are on its first page), a get for the rest; an ended
+        execution costs one more call, once (its state is final, and kept)."""
+        by_job: dict[str, set[str]] = {}
+        states: dict[str, TaskState] = {}
+        for ref in dict.fromkeys(refs):
+            parse_ref(ref)
+            ended = self._ended.get(ref)
+            if ended is not None:
+                states[ref] = ended
+            else:
+                by_job.setdefault(ref.rsplit("/executions/", 1)[0], set()).add(ref)
+        for job, wanted in by_job.items():
+            if len(wanted) > 1:
+                try:
+                    for execution in self._executions(job, limit=BATCH_SCAN_LIMIT):
+                        name = str(execution.name)
+                        if name in wanted:
+                            wanted.discard(name)
+                            states[name] = self._state_of(name, execution)
+                            if not wanted:
+                                break
+                except gexc.NotFound:
+                    pass  # the job is gone: each execution is asked about (and found UNKNOWN) below
+            for ref in wanted:
+                states[ref] = self.describe(ref)
+        return states
+
+    def _state_of(self, ref: str, execution: Any) -> TaskState:
         if _when(execution.completion_time) is None:
             return self._active_state(ref, execution)
-        task = self._first_task(ref)
-        return self._ended_state(ref, execution, task)
+        state = self._ended_state(ref, execution, self._first_task(ref))
+        with self._ended_lock:
+            if len(self._ended) >= ENDED_KEPT:
+                self._ended.pop(next(iter(self._ended)))
+            self._ended[ref] = state
+        return state
 
     def _first_task(self, ref: str) -> Any:
         page = self._retry(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from google.api_core import exceptions as gexc
 
@@ -22,6 +22,16 @@ from runvoy_gcp.clients import GcpClients
 from runvoy_gcp.config import GcpConfig
 
 T = TypeVar("T")
+
+
+class Listed(NamedTuple):
+    name: str
+    """Without the store's prefix."""
+    metadata: dict[str, str]
+    generation: int
+    """0 when the listing did not ask for it."""
+
+
 WRITE_TOKEN = "runvoy-write"
 
 
@@ -61,10 +71,12 @@ class ObjectStore:
             return None
         return data, int(blob.generation)
 
-    def _write(self, name: str, data: bytes, generation: int) -> int | None:
+    def _write(
+        self, name: str, data: bytes, generation: int, metadata: dict[str, str] | None = None
+    ) -> int | None:
         blob = self.bucket.blob(self.prefix + name)
         token = secrets.token_hex(8)
-        blob.metadata = {WRITE_TOKEN: token}
+        blob.metadata = {**(metadata or {}), WRITE_TOKEN: token}
         try:
             self._call(
                 lambda: blob.upload_from_string(
@@ -89,20 +101,49 @@ class ObjectStore:
             return None
         return int(blob.generation)
 
-    def create(self, name: str, data: bytes) -> int | None:
-        """The new generation, or None if the object already existed."""
-        return self._write(name, data, 0)
+    def create(self, name: str, data: bytes, metadata: dict[str, str] | None = None) -> int | None:
+        """The new generation, or None if the object already existed. ``metadata`` is returned by listings,
+        so what a listing needs can be read without a GET per object."""
+        return self._write(name, data, 0, metadata)
 
-    def replace(self, name: str, data: bytes, generation: int) -> int | None:
+    def replace(
+        self, name: str, data: bytes, generation: int, metadata: dict[str, str] | None = None
+    ) -> int | None:
         """The new generation, or None if the stored generation is no longer ``generation``."""
-        return self._write(name, data, generation)
+        return self._write(name, data, generation, metadata)
+
+    def delete(self, name: str) -> None:
+        """Unconditional (see the module's docstring): only for objects whose loss a reader tolerates."""
+        blob = self.bucket.blob(self.prefix + name)
+        try:
+            self._call(blob.delete, f"delete gs://{self.clients.bucket_name}/{blob.name}")
+        except gexc.NotFound:
+            pass
 
     def names(self, prefix: str, *, start_offset: str | None = None, page_size: int = 200) -> Iterator[str]:
         """Object names under ``prefix`` (without the store prefix), in lexicographic order."""
+        for listed in self.listing(prefix, start_offset=start_offset, page_size=page_size):
+            yield listed.name
+
+    def listing(
+        self,
+        prefix: str,
+        *,
+        start_offset: str | None = None,
+        end_offset: str | None = None,
+        page_size: int = 200,
+        metadata: bool = False,
+    ) -> Iterator[Listed]:
+        """The objects under ``prefix`` in lexicographic order, ``start_offset`` <= name < ``end_offset``,
+        one list call per ``page_size`` names (fetched only as the caller goes on); ``metadata``: with
+        their custom metadata and generation."""
         full = self.prefix + prefix
-        kwargs: dict[str, Any] = {"prefix": full, "page_size": page_size}
+        fields = "items(name,metadata,generation),nextPageToken" if metadata else "items(name),nextPageToken"
+        kwargs: dict[str, Any] = {"prefix": full, "page_size": min(max(page_size, 1), 1000), "fields": fields}
         if start_offset:
             kwargs["start_offset"] = self.prefix + start_offset
+        if end_offset:
+            kwargs["end_offset"] = self.prefix + end_offset
         iterator = self.clients.storage.list_blobs(self.clients.bucket_name, **kwargs)
         pages = iterator.pages
         while True:
@@ -113,4 +154,6 @@ class ObjectStore:
             except gexc.NotFound:
                 raise self.missing_bucket() from None
             for blob in page:
-                yield blob.name[len(self.prefix) :]
+                yield Listed(
+                    blob.name[len(self.prefix) :], dict(blob.metadata or {}), int(blob.generation or 0)
+                )

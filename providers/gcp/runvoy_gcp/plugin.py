@@ -25,6 +25,8 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
                     Capability.LOG_ARCHIVE,
                     Capability.SETUP,
                     Capability.STORE_SCOPED,
+                    Capability.BATCH_STATUS,
+                    Capability.COST_ROLLUPS,
                 }
             ),
             install_extra="gcp",

@@ -34,6 +34,7 @@ class GcpProvider:
         return run_setup(self.config, self.clients, dry_run)
 
     def close(self) -> None:
+        self.store.close()
         self.clients.close()
 
 

@@ -114,8 +114,32 @@ def check_service_account(config: GcpConfig, clients: GcpClients) -> dict[str, A
     )
 
 
+def ensure_indexes(config: GcpConfig, clients: GcpClients, dry_run: bool) -> dict[str, Any]:
+    """Runs stored by a version before the status and label indexes get their entries, once per bucket
+    (decision 0606): until then ``list --status``/``--label`` does not show them."""
+    from runvoy_gcp.objects import ObjectStore
+    from runvoy_gcp.store import GcsExecutionStore
+
+    resource = f"gs://{clients.bucket_name} status and label indexes"
+    store = GcsExecutionStore(ObjectStore(config, clients))
+    try:
+        if store.indexed():
+            return _row(resource, "exists", "every run is indexed")
+        if dry_run:
+            return _row(
+                resource, "would create", "index the runs stored by earlier versions (reads each once)"
+            )
+        visited = store.reindex()
+    finally:
+        store.close()
+    return _row(resource, "created", f"indexed {visited} stored run(s)")
+
+
 def run_setup(config: GcpConfig, clients: GcpClients, dry_run: bool) -> list[dict[str, Any]]:
     rows = check_apis(config, clients)
-    rows.append(ensure_bucket(config, clients, dry_run))
+    bucket = ensure_bucket(config, clients, dry_run)
+    rows.append(bucket)
+    if bucket["action"] != "would create":
+        rows.append(ensure_indexes(config, clients, dry_run))
     rows.append(check_service_account(config, clients))
     return rows

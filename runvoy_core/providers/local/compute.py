@@ -35,9 +35,11 @@ from runvoy_core.models import Architecture, ExecutionRequest
 from runvoy_core.ports.compute import TaskPhase, TaskSpec, TaskState, make_store_id
 from runvoy_core.providers.local import db, envrule, procinfo
 from runvoy_core.providers.local.config import LocalConfig
-from runvoy_core.providers.local.supervisor import HOME_ENV, PASSED_ENV
+from runvoy_core.providers.local.supervisor import BOOT, HOME_ENV, PASSED_ENV
 
-SUPERVISOR_MODULE = "runvoy_core.providers.local.supervisor"
+_PACKAGES_DIR = str(Path(__file__).absolute().parents[3])
+"""The directory that holds runvoy_core: the supervisor runs without site (``-S``), so it is told where
+to import from (decision 0210)."""
 SPAWN_GRACE = 15.0
 """A task row without a supervisor pid this long after its creation was never started (the starter died)."""
 STORE_LABEL = "runvoy.store"
@@ -175,25 +177,28 @@ class LocalCompute:
         secrets = self._resolve_secrets(spec.secrets)
         ref = idempotency_key
         cwd = None if spec.image else (spec.workdir or os.getcwd())
+        # everything computed before the write lock is taken: a burst of starts queues on that lock, and a
+        # holder that the scheduler pre-empts mid-transaction (200 processes on 2 cores) makes all wait
+        row = (
+            ref,
+            spec.execution_id,
+            time.time(),
+            json.dumps(self.command_argv(spec)),
+            json.dumps(spec.env),
+            json.dumps(sorted(secrets)),
+            cwd,
+            spec.timeout,
+            spec.stop_grace,
+            json.dumps({**spec.labels, STORE_LABEL: self.store_id}),
+            spec.image,
+        )
         conn = self._state.get()
         with db.write(conn):
             created = (
                 conn.execute(
                     "INSERT INTO tasks (id, execution_id, created_at, argv, env, secret_names, cwd, timeout, "
                     "grace, labels, image) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    (
-                        ref,
-                        spec.execution_id,
-                        time.time(),
-                        json.dumps(self.command_argv(spec)),
-                        json.dumps(spec.env),
-                        json.dumps(sorted(secrets)),
-                        cwd,
-                        spec.timeout,
-                        spec.stop_grace,
-                        json.dumps({**spec.labels, STORE_LABEL: self.store_id}),
-                        spec.image,
-                    ),
+                    row,
                 ).rowcount
                 == 1
             )
@@ -208,7 +213,7 @@ class LocalCompute:
         env = {**os.environ, **secrets, HOME_ENV: str(self.home), PASSED_ENV: json.dumps(passed)}
         try:
             child = subprocess.Popen(
-                [sys.executable, "-m", SUPERVISOR_MODULE, ref],
+                [sys.executable, "-S", "-c", BOOT, _PACKAGES_DIR, ref],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -226,10 +231,11 @@ class LocalCompute:
         with _CHILDREN_LOCK:
             _CHILDREN[ref] = child
         # the supervisor records this itself too; writing it here closes the window before it does
+        started = procinfo.start_time(child.pid)
         with db.write(conn):
             conn.execute(
                 "UPDATE tasks SET sup_pid = COALESCE(sup_pid, ?), sup_start = COALESCE(sup_start, ?) WHERE id = ?",
-                (child.pid, procinfo.start_time(child.pid), ref),
+                (child.pid, started, ref),
             )
         return ref
 

@@ -3,7 +3,8 @@
 ``state.db`` holds execution records, their events, lock registers and the supervisor's task rows;
 ``logs.db`` holds captured output, so that a chatty command's log writes never queue behind record updates.
 
-Imports only the standard library: the supervisor process opens these databases and must start fast.
+Imports only the standard library, and not pathlib (it pulls in re, fnmatch, urllib.parse and ipaddress):
+the supervisor process opens these databases and must start fast (decision 0210).
 
 Every connection runs in autocommit mode (``isolation_level=None``); writes that must be atomic run inside
 ``BEGIN IMMEDIATE`` (see :func:`write`), which takes the write lock up front. A deferred transaction in WAL
@@ -18,11 +19,15 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing costs the supervisor's start-up 3-5 ms; mypy reads this name as True
+if TYPE_CHECKING:
+    from pathlib import Path
 
 STATE_DB = "state.db"
 LOGS_DB = "logs.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the status index, execution_labels and the cost rollups (decision 1402)."""
 BUSY_TIMEOUT_MS = 30_000
 
 STATE_SCHEMA = (
@@ -35,6 +40,62 @@ STATE_SCHEMA = (
         data TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS executions_newest ON executions (created_at DESC, id DESC)",
+    # `list --status X` reads the newest rows of one status, however many runs of other statuses there are
+    "CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status, created_at DESC, id DESC)",
+    # one row per label of a run, with the run's created_at, so `list --label k=v` reads only that label's
+    # newest rows (a filter on the JSON would read every run until it found a page)
+    """CREATE TABLE IF NOT EXISTS execution_labels (
+        execution_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (execution_id, key)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS execution_labels_newest"
+    " ON execution_labels (key, value, created_at DESC, execution_id DESC)",
+    # hour buckets of ended runs' costs (runvoy_core.cost.rollups; providers/local/costs.py writes them),
+    # with the ids already counted in cost_counted below: all written in one transaction, so a run is
+    # counted exactly once
+    """CREATE TABLE IF NOT EXISTS cost_rollups (
+        bucket_key TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    # the same buckets summed per day (bucket_key of the row dated 00:00): a month reads ~30 rows per bucket
+    """CREATE TABLE IF NOT EXISTS cost_rollups_daily (
+        bucket_key TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    # running totals per bucket identity (the bucket key without its hour): all-time, and at the end of each
+    # hour that had runs, so the cost since any hour is one subtraction per identity
+    """CREATE TABLE IF NOT EXISTS cost_identities (
+        identity_key TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        eq_runs TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS cost_cumulative (
+        identity_key TEXT NOT NULL,
+        hour_key TEXT NOT NULL,
+        data TEXT NOT NULL,
+        eq_runs TEXT NOT NULL,
+        PRIMARY KEY (identity_key, hour_key)
+    ) WITHOUT ROWID""",
+    # the same running totals per provider and currency only, for the report by day
+    """CREATE TABLE IF NOT EXISTS cost_provider_identities (
+        identity_key TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        eq_runs TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS cost_provider_cumulative (
+        identity_key TEXT NOT NULL,
+        hour_key TEXT NOT NULL,
+        data TEXT NOT NULL,
+        eq_runs TEXT NOT NULL,
+        PRIMARY KEY (identity_key, hour_key)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS cost_counted (
+        execution_id TEXT PRIMARY KEY,
+        bucket_key TEXT NOT NULL
+    ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         execution_id TEXT NOT NULL,
@@ -82,6 +143,16 @@ STATE_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS tasks_active ON tasks (finished_at) WHERE finished_at IS NULL",
 )
 
+STATE_UPGRADE = (
+    # from version 1: the labels of the runs stored before, and a note that the runs which ended before have
+    # to be counted into the rollups (done by LocalStore on its first rollups read: it needs the records)
+    "INSERT OR IGNORE INTO execution_labels (execution_id, key, value, created_at)"
+    " SELECT e.id, l.key, l.value, e.created_at FROM executions e, json_each(e.data, '$.request.labels') l",
+    "INSERT OR IGNORE INTO meta (key, value) SELECT 'rollups_backfill', 'pending'"
+    " WHERE EXISTS (SELECT 1 FROM executions)",
+)
+"""Run after STATE_SCHEMA when a state.db older than SCHEMA_VERSION is opened (nothing to do on a new one)."""
+
 LOGS_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # one row per chunk of complete lines, as read from the pipe; the bytes themselves are appended to
@@ -99,18 +170,25 @@ LOGS_SCHEMA = (
 LOG_DIR = "logs"
 
 
-def log_path(home: Path, execution_id: str) -> Path:
+def log_file(home: str | os.PathLike[str], execution_id: str) -> str:
     """Where an execution's output bytes live (the ids are [0-9a-f] and checked, never a path)."""
     if not execution_id or "/" in execution_id or execution_id.startswith("."):
         raise ValueError(f"not an execution id: {execution_id!r}")
-    return Path(home) / LOG_DIR / f"{execution_id}.log"
+    return os.path.join(home, LOG_DIR, f"{execution_id}.log")
 
 
-def connect(path: Path, schema: tuple[str, ...]) -> sqlite3.Connection:
+def log_path(home: str | os.PathLike[str], execution_id: str) -> Path:
+    """``log_file`` as a Path."""
+    from pathlib import Path
+
+    return Path(log_file(home, execution_id))
+
+
+def connect(path: str | os.PathLike[str], schema: tuple[str, ...]) -> sqlite3.Connection:
     """An autocommit connection with WAL, a busy timeout and the schema in place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     conn = sqlite3.connect(
-        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        os.fspath(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
     # the busy timeout first: switching to WAL needs a lock that another opener may hold
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -129,6 +207,9 @@ def _create_schema(conn: sqlite3.Connection, schema: tuple[str, ...]) -> None:
             return
         for statement in schema:
             conn.execute(statement)
+        if schema is STATE_SCHEMA:
+            for statement in STATE_UPGRADE:
+                conn.execute(statement)
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -149,19 +230,21 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def connect_state(home: Path) -> sqlite3.Connection:
-    return connect(home / STATE_DB, STATE_SCHEMA)
+def connect_state(home: str | os.PathLike[str]) -> sqlite3.Connection:
+    return connect(os.path.join(home, STATE_DB), STATE_SCHEMA)
 
 
-def connect_logs(home: Path) -> sqlite3.Connection:
-    return connect(home / LOGS_DB, LOGS_SCHEMA)
+def connect_logs(home: str | os.PathLike[str]) -> sqlite3.Connection:
+    return connect(os.path.join(home, LOGS_DB), LOGS_SCHEMA)
 
 
 class ThreadConnections:
     """One connection per thread and process: a shared connection would interleave two threads'
     transactions, and a connection must never cross a fork."""
 
-    def __init__(self, home: Path, which: str) -> None:
+    def __init__(self, home: str | os.PathLike[str], which: str) -> None:
+        from pathlib import Path
+
         self.home = Path(home)
         self._schema = STATE_SCHEMA if which == STATE_DB else LOGS_SCHEMA
         self._path = self.home / which

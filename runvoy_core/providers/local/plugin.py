@@ -21,6 +21,7 @@ CAPABILITIES = frozenset(
         Capability.FILE_LOGS,
         Capability.SETUP,
         Capability.STORE_SCOPED,
+        Capability.COST_ROLLUPS,
     }
 )
 

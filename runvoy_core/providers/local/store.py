@@ -5,15 +5,20 @@ Also the core's fallback store for providers that keep no records of their own.
 
 from __future__ import annotations
 
+import builtins
+import heapq
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runvoy_core.errors import AlreadyExists, UsageError, VersionConflict
 from runvoy_core.models import Execution, StatusChange
 from runvoy_core.ports.store import ExecutionPage, ExecutionQuery
 from runvoy_core.providers.local import db
+
+if TYPE_CHECKING:
+    from runvoy_core.cost.rollups import RollupRow
 
 
 def _sortable(ts: datetime) -> str:
@@ -23,7 +28,16 @@ def _sortable(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_Rows = list[tuple[str, str, str]]
+"""(created_at, id, data) of a page's rows (an alias: ``list`` is a method of the store)."""
+_Buckets = list["RollupRow"]
+_Strings = list[str]
+
+
 class LocalStore:
+    """The StorePort on state.db; also ``CostRollups`` and ``CostTotals`` (the cost_* tables: decisions 1401,
+    1404), counted in the transaction that writes a run's final record."""
+
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
         self._state = db.ThreadConnections(self.home, db.STATE_DB)
@@ -40,6 +54,17 @@ class LocalStore:
                 "ON CONFLICT (id) DO NOTHING",
                 (stored.id, _sortable(stored.created_at), stored.status.value, stored.model_dump_json()),
             ).rowcount
+            if inserted == 1 and stored.request.labels:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO execution_labels (execution_id, key, value, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    [
+                        (stored.id, k, v, _sortable(stored.created_at))
+                        for k, v in stored.request.labels.items()
+                    ],
+                )
+            if inserted == 1 and stored.status.is_terminal:
+                self._count_ended(conn, stored)
         if inserted != 1:
             raise AlreadyExists(f"execution {execution.id} already exists")
         return stored
@@ -68,6 +93,15 @@ class LocalStore:
             ).rowcount
             if changed != 1:
                 row = conn.execute("SELECT version FROM executions WHERE id = ?", (execution.id,)).fetchone()
+            else:
+                if stored.request.labels:
+                    # the labels' copy of created_at follows the record's, or the label index would misorder
+                    conn.execute(
+                        "UPDATE execution_labels SET created_at = ? WHERE execution_id = ? AND created_at <> ?",
+                        (_sortable(stored.created_at), stored.id, _sortable(stored.created_at)),
+                    )
+                if stored.status.is_terminal:
+                    self._count_ended(conn, stored)
         if changed != 1:
             if row is None:
                 raise VersionConflict(
@@ -80,35 +114,86 @@ class LocalStore:
         return stored
 
     def list(self, query: ExecutionQuery) -> ExecutionPage:
-        where: list[str] = []
-        params: list[Any] = []
-        if query.statuses:
-            where.append(f"status IN ({', '.join('?' for _ in query.statuses)})")
-            params.extend(sorted(s.value for s in query.statuses))
-        if query.since is not None:
-            where.append("created_at >= ?")
-            params.append(_sortable(query.since))
-        for key, value in sorted(query.labels.items()):
-            # label keys are restricted to [a-z0-9_.:/-], so quoting them in the JSON path is safe
-            where.append(f"json_extract(data, '$.request.labels.\"{key}\"') = ?")
-            params.append(value)
+        """Newest first, one keyset page. Every filter reads an index in the page's order, so a page costs
+        the same however many runs are stored: a label filter reads that label's rows, a status filter that
+        status's rows (one ordered read per status, merged)."""
+        limit = max(1, query.limit)
+        after: tuple[str, str] | None = None
         if query.cursor:
             created, sep, last_id = query.cursor.partition("|")
             if not sep:
                 raise UsageError(f"invalid list cursor {query.cursor!r}")
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params.extend([created, created, last_id])
-        sql = "SELECT created_at, id, data FROM executions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        limit = max(1, query.limit)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-        rows = self._state.get().execute(sql, (*params, limit + 1)).fetchall()
+            after = (created, last_id)
+        since = None if query.since is None else _sortable(query.since)
+        statuses = sorted(s.value for s in query.statuses) if query.statuses else None
+        if query.labels:
+            rows = self._list_by_label(query.labels, statuses, since, after, limit + 1)
+        elif statuses:
+            # one ordered index read per status; the newest limit + 1 of their union is the page
+            reads = [self._list_newest(status, since, after, limit + 1) for status in statuses]
+            rows = list(heapq.merge(*reads, key=lambda r: (r[0], r[1]), reverse=True))[: limit + 1]
+        else:
+            rows = self._list_newest(None, since, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         executions = [Execution.model_validate_json(data) for _, _, data in rows]
         cursor = f"{rows[-1][0]}|{rows[-1][1]}" if more and rows else None
         return ExecutionPage(executions=executions, cursor=cursor)
+
+    def _list_newest(
+        self, status: str | None, since: str | None, after: tuple[str, str] | None, limit: int
+    ) -> _Rows:
+        # INDEXED BY: SQLite refuses the query rather than silently fall back to a scan
+        where: _Strings = []
+        params: builtins.list[Any] = []
+        if status is not None:
+            sql = "SELECT created_at, id, data FROM executions INDEXED BY executions_by_status"
+            where.append("status = ?")
+            params.append(status)
+        else:
+            sql = "SELECT created_at, id, data FROM executions INDEXED BY executions_newest"
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if after is not None:
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params.extend([after[0], after[0], after[1]])
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        return [tuple(r) for r in self._state.get().execute(sql, (*params, limit)).fetchall()]
+
+    def _list_by_label(
+        self,
+        labels: dict[str, str],
+        statuses: _Strings | None,
+        since: str | None,
+        after: tuple[str, str] | None,
+        limit: int,
+    ) -> _Rows:
+        (key, value), *others = sorted(labels.items())
+        where = ["l.key = ?", "l.value = ?"]
+        params: builtins.list[Any] = [key, value]
+        if since is not None:
+            where.append("l.created_at >= ?")
+            params.append(since)
+        if after is not None:
+            where.append("(l.created_at < ? OR (l.created_at = ? AND l.execution_id < ?))")
+            params.extend([after[0], after[0], after[1]])
+        if statuses:
+            where.append(f"e.status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
+        for other_key, other_value in others:
+            # label keys are restricted to [a-z0-9_.:/-], so quoting them in the JSON path is safe
+            where.append(f"json_extract(e.data, '$.request.labels.\"{other_key}\"') = ?")
+            params.append(other_value)
+        # CROSS JOIN keeps the label index as the outer loop: rows come in page order, read until the page fills
+        sql = (
+            "SELECT l.created_at, l.execution_id, e.data FROM execution_labels AS l"
+            " INDEXED BY execution_labels_newest CROSS JOIN executions AS e ON e.id = l.execution_id"
+            f" WHERE {' AND '.join(where)} ORDER BY l.created_at DESC, l.execution_id DESC LIMIT ?"
+        )
+        return [tuple(r) for r in self._state.get().execute(sql, (*params, limit)).fetchall()]
 
     def resolve_prefix(self, prefix: str, limit: int = 2) -> Sequence[str]:
         if not prefix:
@@ -136,3 +221,46 @@ class LocalStore:
             "SELECT data FROM events WHERE execution_id = ? ORDER BY seq", (execution_id,)
         )
         return [StatusChange.model_validate_json(r[0]) for r in rows]
+
+    # -- cost rollups (CostRollups) ------------------------------------------------------------------------
+    def add_to_rollups(self, execution: Execution) -> bool:
+        """Count an ended execution into its hour bucket; False when this id was already counted."""
+        if not execution.status.is_terminal:
+            raise ValueError(f"execution {execution.id} has not ended: only ended runs are counted")
+        from runvoy_core.providers.local import costs
+
+        conn = self._state.get()
+        with db.write(conn):
+            return costs.count_ended(conn, execution)
+
+    def _count_ended(self, conn: Any, execution: Execution) -> None:
+        # in the transaction that writes the terminal record: the record and its count never disagree
+        from runvoy_core.providers.local import costs
+
+        costs.count_ended(conn, execution)
+
+    def count_missing_costs(self) -> builtins.list[str]:
+        """Count the ended runs missing from the rollups (none, unless someone edited state.db: a run is
+        counted with its final record); their ids. For ``runvoy reconcile``, without parsing every record."""
+        from runvoy_core.providers.local import costs
+
+        return costs.count_uncounted(self._state.get())
+
+    def rollups(self, since: datetime, until: datetime | None = None) -> _Buckets:
+        """Every bucket whose hour is >= the hour of ``since`` (and < ``until``); whole days come as day rows
+        (``costs.read_rollups``)."""
+        from runvoy_core.providers.local import costs
+
+        return costs.read_rollups(self._state.get(), since, until)
+
+    def cost_totals(self, since: datetime) -> _Buckets:
+        """One row per bucket identity: what its runs that ended since the hour of ``since`` cost (``CostTotals``)."""
+        from runvoy_core.providers.local import costs
+
+        return costs.read_cost_totals(self._state.get(), since)
+
+    def day_totals(self, since: datetime) -> _Buckets:
+        """One row per day and provider since the hour of ``since`` (``CostTotals``)."""
+        from runvoy_core.providers.local import costs
+
+        return costs.read_day_totals(self._state.get(), since)

@@ -10,26 +10,41 @@ The command gets only the caller's variables named in PASSED_ENV (the env rule, 
 this process is the subreaper of everything the command starts, and ends all of it (the process rule,
 decision 0207).
 
-Imports only the standard library (not even typing) and the local modules below: the supervisor's start-up
-time is part of every local run's latency.
+Imports only the standard library (not even typing or pathlib) and the local modules below: the supervisor's
+start-up time is part of every local run's latency, and 200 runs started at once start 200 supervisors on a
+machine that may have two cores (decision 0210). LocalCompute starts it with ``python -S`` and the directory
+that holds runvoy_core (see BOOT) instead of ``-m``: site and runpy cost each supervisor ~5 ms of CPU.
 """
 
 from __future__ import annotations
 
-import json
+import _signal as signal  # the C module: signal.py builds enums (and imports enum) at import
 import os
-import signal
 import sqlite3
 import sys
 import threading
 import time
-from pathlib import Path
 
 from runvoy_core.providers.local import db, procinfo, tree
 from runvoy_core.providers.local.process import ExitInfo, ManagedProcess
 
+TYPE_CHECKING = False  # typing costs the supervisor's start-up 3-5 ms; mypy reads this name as True
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+BOOT = (
+    "import sys; '' in sys.path and sys.path.remove(''); sys.path.append(sys.argv.pop(1)); "
+    "from runvoy_core.providers.local.supervisor import main; sys.exit(main())"
+)
+"""``python -S -c BOOT <directory holding runvoy_core> <task id>``: how LocalCompute starts a supervisor.
+One line, so that `ps` shows it whole. The directory goes last, where site would have put it (it may be a
+site-packages whose other packages must not shadow the standard library); the caller's directory ('')
+leaves sys.path, so nothing in it passes for a module the supervisor imports."""
 HOME_ENV = "RUNVOY_SUPERVISOR_HOME"
 """Where the supervisor finds its databases; removed from the command's environment."""
+MODULES_ENV = "RUNVOY_SUPERVISOR_MODULES_FILE"
+"""For tests: a file where the supervisor writes the names of the modules it loaded, once its run is over."""
 PASSED_ENV = "RUNVOY_SUPERVISOR_PASSED_ENV"
 """The JSON list of the caller's variables the command gets (the env rule, decision 0209)."""
 MAX_ROW_BYTES = 1 << 20
@@ -39,6 +54,39 @@ large rows (each commit rewrites a few SQLite pages; one per read made the index
 WAL_CHECKPOINT_PAGES = 4096
 """logs.db checkpoints every 16 MiB of output instead of SQLite's 4 MiB: each checkpoint syncs the disk,
 and a flood of output would otherwise spend its time there."""
+
+
+def _json_loads() -> Callable[[str], Any]:
+    """json.loads for the task row's JSON (written by json.dumps), through the C scanner of the standard
+    json package: importing the package imports re, and with it enum, ~6 ms of every supervisor's start-up
+    (decision 0210). Where that scanner is missing (not CPython), the package itself."""
+    try:
+        from _json import make_scanner
+    except ImportError:
+        import json
+
+        return json.loads
+
+    class Settings:  # what json.decoder.JSONDecoder hands the scanner, with json.loads's defaults
+        strict = True
+        object_hook = None
+        object_pairs_hook = None
+        parse_float = float
+        parse_int = int
+        parse_constant = float  # "NaN", "Infinity": float() reads them as json.loads does
+
+    scan = make_scanner(Settings())  # type: ignore[arg-type]  # typeshed asks for a scanner, C for settings
+
+    def loads(text: str) -> Any:
+        value, end = scan(text, 0)
+        if text[end:].strip():
+            raise ValueError(f"extra data after JSON at {end}")
+        return value
+
+    return loads
+
+
+_loads = _json_loads()
 
 
 class _IndexRow:
@@ -59,22 +107,36 @@ class LogWriter:
     the index: bytes without an index row (a crash mid-write) are never shown.
     """
 
-    def __init__(self, conn: sqlite3.Connection, execution_id: str, path: Path) -> None:
-        self.conn = conn
-        self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    def __init__(self, home: str, execution_id: str) -> None:
+        self.home = home
+        self.conn: sqlite3.Connection | None = None
         self.execution_id = execution_id
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self.offset = os.fstat(self._fd).st_size
+        self.path = db.log_file(home, execution_id)
+        self._fd = -1
+        self.offset = 0
         self.seq = 0
         self.error: str | None = None
         self._pending: list[_IndexRow] = []  # waiting for the thread
         self._closed = False
         self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def _open(self) -> None:
+        """At the first output, not before: a quiet command's supervisor opens neither logs.db nor a log
+        file and starts no thread (its start-up and its memory, times the runs started at once)."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.offset = os.fstat(self._fd).st_size
         self._thread = threading.Thread(target=self._run, name="runvoy-log-writer", daemon=True)
         self._thread.start()
 
     def put(self, stream: str, timestamp: float, data: bytes | memoryview) -> None:
+        if self._fd < 0:
+            try:
+                self._open()
+            except OSError as exc:
+                self.error = f"log output was lost: {exc.strerror}"
+                return
         size = len(data)
         try:
             written = os.write(self._fd, data)
@@ -103,8 +165,18 @@ class LogWriter:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join()
-        os.close(self._fd)
+        if self._thread is not None:
+            self._thread.join()
+        if self._fd >= 0:
+            os.close(self._fd)
+
+    def checkpoint(self) -> None:
+        """Fold logs.db's WAL back (once the outcome is recorded: nobody waits on this process then)."""
+        if self.conn is not None:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass
 
     def _run(self) -> None:
         last_commit = 0.0
@@ -132,6 +204,9 @@ class LogWriter:
         failure: Exception | None = None
         for attempt in range(20):
             try:
+                if self.conn is None:
+                    self.conn = db.connect_logs(self.home)
+                    self.conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
                 with db.write(self.conn):
                     self.conn.executemany(
                         "INSERT INTO log_chunks (execution_id, seq, stream, ts, offset, length) "
@@ -142,15 +217,17 @@ class LogWriter:
             except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full...
                 failure = exc
                 time.sleep(min(0.05 * 2**attempt, 1.0))
+            except sqlite3.Error as exc:  # logs.db is not a database (opened here, at the first output)
+                failure = exc
+                break
         self.error = f"{len(params)} log chunks were lost: {failure}"
 
 
 class Supervisor:
-    def __init__(self, home: Path, task_id: str) -> None:
+    def __init__(self, home: str, task_id: str) -> None:
         self.home = home
         self.task_id = task_id
         self.state = db.connect_state(home)
-        self.logs = db.connect_logs(home)
         self.writer: LogWriter | None = None
         self.term_requested = False
         self.execution_id = task_id
@@ -175,24 +252,28 @@ class Supervisor:
 
     # -- the run --------------------------------------------------------------------------------------
     def run(self) -> int:
+        # a SIGTERM wakes ManagedProcess.run through this pipe: it sleeps until something happens
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         row = self.state.execute(
-            "SELECT execution_id, argv, env, secret_names, cwd, timeout, grace, stop_requested_at "
+            "SELECT execution_id, argv, env, secret_names, cwd, timeout, grace, stop_requested_at, sup_pid "
             "FROM tasks WHERE id = ?",
             (self.task_id,),
         ).fetchone()
         if row is None:
             return 2
-        execution_id, argv_json, env_json, secrets_json, cwd, timeout, grace, stop_requested_at = row
+        execution_id, argv_json, env_json, secrets_json, cwd, timeout, grace, stop_requested_at, sup_pid = row
         self.execution_id = execution_id
         me = os.getpid()
-        with db.write(self.state):
-            self.state.execute(
-                "UPDATE tasks SET sup_pid = ?, sup_start = ? WHERE id = ?",
-                (me, procinfo.start_time(me), self.task_id),
-            )
+        if sup_pid != me:  # LocalCompute.start records it too, mostly first: one write fewer per run
+            mine = (me, procinfo.start_time(me), self.task_id)
+            with db.write(self.state):
+                self.state.execute("UPDATE tasks SET sup_pid = ?, sup_start = ? WHERE id = ?", mine)
         if stop_requested_at is not None:
             # stopped before it could start: record that, run nothing
             now = time.time()
@@ -201,57 +282,59 @@ class Supervisor:
 
         env = {
             name: os.environ[name]
-            for name in json.loads(os.environ.get(PASSED_ENV) or "[]")
+            for name in _loads(os.environ.get(PASSED_ENV) or "[]")
             if name in os.environ
         }
         # secrets were resolved by the caller and handed over in this process's environment; the plain
         # values from the spec come from the row, and secrets win over them (a secret is never overridden)
-        spec_env: dict[str, str] = json.loads(env_json)
+        spec_env: dict[str, str] = _loads(env_json)
         env.update(spec_env)
-        for name in json.loads(secrets_json):
+        for name in _loads(secrets_json):
             if name in os.environ:
                 env[name] = os.environ[name]
         # ...except by RUNVOY_*, which is runvoy's alone (decision 0208): only the spec's (the runner's) stand
         for name in [n for n in env if n.upper().startswith("RUNVOY_")]:
             del env[name]
         env.update((n, v) for n, v in spec_env.items() if n.upper().startswith("RUNVOY_"))
-        self.writer = LogWriter(self.logs, execution_id, db.log_path(self.home, execution_id))
+        self.writer = LogWriter(self.home, execution_id)
         # the process rule (decision 0207): as the subreaper of everything the command starts, this process
         # finds and ends what left the process group; where it cannot be one, the group is all it ends
         descendants = tree.SubreaperTree() if tree.become_subreaper() and procinfo.has_proc() else None
         process = ManagedProcess(
-            json.loads(argv_json),
+            _loads(argv_json),
             env=env,
-            cwd=cwd,
+            cwd=None,  # set below: posix_spawn cannot, and this process runs only the command
             on_output=self.writer.put,
             timeout=timeout,
             grace=grace,
             descendants=descendants,
+            use_posix_spawn=True,
         )
         try:
+            if cwd is not None:
+                # what is imported from now on must not be looked for in the command's directory
+                sys.path[:] = [os.path.abspath(entry) for entry in sys.path]
+                os.chdir(cwd)
             pid = process.start()
         except OSError as exc:
             now = time.time()
-            message = f"cannot start {json.loads(argv_json)[0]!r}: {exc.strerror or exc}"
+            message = f"cannot start {_loads(argv_json)[0]!r}: {exc.strerror or exc}"
             self.writer.close()
             self._finish(ExitInfo(127, None, now, now), error=message, failed_to_start=True)
             return 0
         if descendants is not None:
             descendants.exclude = pid
-        with db.write(self.state):
+        running = (pid, pid, procinfo.start_time(pid), process.started_at, self.task_id)
+        with db.write(self.state):  # nothing computed under the write lock (see LocalCompute.start)
             self.state.execute(
-                "UPDATE tasks SET pid = ?, pgid = ?, proc_start = ?, started_at = ? WHERE id = ?",
-                (pid, pid, procinfo.start_time(pid), process.started_at, self.task_id),
+                "UPDATE tasks SET pid = ?, pgid = ?, proc_start = ?, started_at = ? WHERE id = ?", running
             )
         try:
-            info = process.run(should_stop=self.should_stop, tick=0.05)
+            info = process.run(should_stop=self.should_stop, tick=0.05, wake_fd=wake_r)
         finally:
             self.writer.close()  # every chunk is in logs.db before the outcome says the task ended
         self._finish(info, error=self.writer.error)
-        try:  # fold the WAL back now that nobody waits on this process
-            self.logs.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass
+        self.writer.checkpoint()
         process.end_leftovers()  # after the outcome: the run ended when its main process did
         return 0
 
@@ -286,9 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or not home:
         sys.stderr.write(f"usage: {HOME_ENV}=DIR python -m runvoy_core.providers.local.supervisor TASK_ID\n")
         return 2
-    supervisor = Supervisor(Path(home), args[0])
+    supervisor = Supervisor(os.path.abspath(home), args[0])
     try:
-        return supervisor.run()
+        code = supervisor.run()
+        if listing := os.environ.get(MODULES_ENV):
+            with open(listing + ".part", "w", encoding="utf-8") as out:
+                out.write("\n".join(sorted(sys.modules)))
+            os.replace(listing + ".part", listing)
+        return code
     except Exception as exc:
         # nobody reads our stderr: leave the reason where describe() will find it
         try:

@@ -18,6 +18,7 @@ import pytest
 from runvoy_core.errors import NotFound, UsageError
 from runvoy_core.models import ExecutionRequest, Resources
 from runvoy_core.ports.compute import TaskPhase
+from runvoy_core.ports.optional import BatchStatus
 from runvoy_core.ports.provider import Capability
 from runvoy_core.providers.local import procinfo
 from runvoy_core.testing.conformance.support import ProviderWaits, capabilities_of, wait_for
@@ -209,6 +210,25 @@ class ComputeConformance(ProviderWaits):
             assert spec.execution_id in ids, active
             assert done_spec.execution_id not in ids, active
             assert all(not s.ended for s in active)
+        finally:
+            self.force_stop(provider, ref)
+
+    def test_status_many_says_what_describe_says(self, provider: Any) -> None:
+        """``batch_status`` (decision 0028): the shared poller's batch read agrees with ``describe``."""
+        if not isinstance(provider.compute, BatchStatus):
+            pytest.skip("the compute has no batch read (batch_status)")
+        _, done_ref = self.start(provider, "exit 3")
+        _, ref = self.start(provider, "sleep 30")
+        try:
+            ended = self.wait_ended(provider, done_ref)
+            self.wait_running(provider, ref)
+            states = provider.compute.status_many([done_ref, ref, done_ref])
+            assert set(states) == {done_ref, ref}, states
+            assert states[done_ref].phase is TaskPhase.STOPPED and states[done_ref].exit_code == 3
+            batch, single = states[done_ref].model_dump(mode="json"), ended.model_dump(mode="json")
+            batch.pop("detail"), single.pop("detail")
+            assert batch == single
+            assert not states[ref].ended, states[ref]
         finally:
             self.force_stop(provider, ref)
 
