@@ -104,7 +104,9 @@ def runvoy_budget_alert(alert):
             cost=Cost(provider="aws", total=Decimal("6.00")),
         )
     )
-    request = ExecutionRequest(command="make", resources=Resources(cpu=1, memory="2GiB"), timeout="1h")
+    request = ExecutionRequest.model_validate(
+        {"command": "make", "resources": {"cpu": 1, "memory": "2GiB"}, "timeout": "1h"}
+    )
     check_budgets(
         request,
         provider="aws",

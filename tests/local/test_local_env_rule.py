@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from runvoy_core.records import RecordError as ValidationError
 
 from runvoy_cli.main import cli
 from runvoy_core.providers.local import envrule

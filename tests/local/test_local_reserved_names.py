@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pydantic import ValidationError
+from runvoy_core.records import RecordError as ValidationError
 
 from runvoy_cli.main import cli
 from runvoy_core.api import Runvoy
