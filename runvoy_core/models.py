@@ -6,11 +6,11 @@ Secrets appear only by *name* in a request; their values never enter a model tha
 from __future__ import annotations
 
 import enum
-import re
 import os
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 

@@ -95,7 +95,7 @@ def parsed_type(stored: type[T], parser: Callable[[Any], T], name: str) -> type[
 def _decode(kind: type, value: Any) -> Any:
     entry = _PARSERS.get(kind)
     if entry is not None:
-        stored, parser = entry
+        _, parser = entry
         if isinstance(value, bool):  # True is an int: "--timeout true" is not one second
             raise ValueError(f"{value!r} is not a valid value")
         return kind(parser(value))  # msgspec checks the type; __post_init__ stores the plain value

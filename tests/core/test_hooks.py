@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from runvoy_core.api import Runvoy
-from runvoy_core.models import Cost, Execution, ExecutionRequest, Resources, Status, new_execution_id
+from runvoy_core.models import Cost, Execution, ExecutionRequest, Status, new_execution_id
 from runvoy_core.plugins import hookspecs
 from runvoy_core.plugins.manager import load_plugins
 

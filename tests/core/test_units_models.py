@@ -4,11 +4,11 @@ import re
 from decimal import Decimal
 
 import pytest
-from runvoy_core.records import RecordError as ValidationError
 
 from runvoy_core.api import build_request
 from runvoy_core.errors import ValidationFailed
 from runvoy_core.models import Execution, ExecutionRequest, Status, new_execution_id
+from runvoy_core.records import RecordError as ValidationError
 from runvoy_core.units import format_duration, format_memory, parse_cpu, parse_duration, parse_memory_mib
 
 
