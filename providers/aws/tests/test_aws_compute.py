@@ -101,7 +101,9 @@ def test_arm64_and_spot_use_runtime_platform_and_fargate_spot(provider, sim) -> 
 def test_invalid_fargate_sizes_fail_before_any_call(provider, cpu: str, memory: str, needle: str) -> None:
     counter = CallCounter()
     counter.attach_provider(provider)
-    request = ExecutionRequest(command="true", resources=Resources.model_validate(dict(cpu=cpu, memory=memory)))
+    request = ExecutionRequest(
+        command="true", resources=Resources.model_validate(dict(cpu=cpu, memory=memory))
+    )
     with pytest.raises(UsageError) as caught:
         provider.compute.validate(request)
     assert needle in caught.value.message
