@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -33,6 +32,8 @@ def _default(value: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
+    import json  # only --json output needs it
+
     sys.stdout.write(json.dumps(data, default=_default, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
 

@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from runvoy_core import inputs
 from runvoy_core.config import Settings, describe_validation_error, load_settings
 from runvoy_core.errors import (
@@ -92,7 +90,7 @@ def build_request(command: str | list[str] | ExecutionRequest, **options: Any) -
             )
     try:
         return ExecutionRequest.model_validate(data)
-    except ValidationError as exc:
+    except ValueError as exc:
         raise ValidationFailed(f"invalid request: {describe_validation_error(exc)}") from None
 
 
@@ -176,7 +174,7 @@ class Runvoy:
         if model is not None:
             try:
                 config = model.model_validate(section)
-            except ValidationError as exc:
+            except ValueError as exc:
                 detail = describe_validation_error(exc)
                 raise ConfigError(
                     f"invalid configuration for provider {name!r}: providers.{name}.{detail}",
@@ -213,10 +211,15 @@ class Runvoy:
 
     def _wired_runner(self) -> Runner:
         if self._runner is None:
-            from runvoy_core.cost.source import load_price_sources
+            plugins = self.plugins
 
-            # what a local run would have cost on every provider that declares prices
-            clouds = tuple(sorted(n for n in load_price_sources(self.plugins) if n != "local"))
+            def clouds() -> tuple[str, ...]:
+                """What a local run would have cost on every provider that declares prices (read when a
+                local run's cost is computed, not on every command)."""
+                from runvoy_core.cost.source import load_price_sources
+
+                return tuple(sorted(n for n in load_price_sources(plugins) if n != "local"))
+
             self._runner = Runner(
                 self.provider,
                 store=self.store,

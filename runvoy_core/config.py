@@ -1,4 +1,4 @@
-"""Settings (a pydantic model): defaults < config file (top level, then the selected profile) < RUNVOY_* environment < explicit
+"""Settings (a record, runvoy_core.records): defaults < config file (top level, then the selected profile) < RUNVOY_* environment < explicit
 arguments.
 
 The config file is TOML, at ``$RUNVOY_CONFIG`` or ``<user config dir>/runvoy/config.toml``::
@@ -13,54 +13,40 @@ The config file is TOML, at ``$RUNVOY_CONFIG`` or ``<user config dir>/runvoy/con
 
 Environment: ``RUNVOY_PROVIDER``, ``RUNVOY_HOME``, ``RUNVOY_PROVIDERS__AWS__REGION`` (``__`` nests).
 
-The layering is done here rather than with pydantic-settings: importing pydantic-settings costs about three
-times as much as pydantic itself (decision 0007), more than the whole start-up budget of ``runvoy run``.
+The layering is done here rather than with pydantic-settings, and the settings are a msgspec record rather than a
+pydantic model: importing either costs more than the whole start-up budget of a command (decisions 0007, 1410).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import msgspec
 
 from runvoy_core import inputs
 from runvoy_core.errors import ConfigError
 from runvoy_core.models import LockLease, PollIntervalMax, StartTimeout, WebhookTimeout
+from runvoy_core.paths import default_config_path, default_home
+from runvoy_core.records import Record, RecordError
+
+__all__ = ["Settings", "default_config_path", "default_home", "load_settings"]
 
 
-def default_config_path() -> Path:
-    explicit = os.environ.get("RUNVOY_CONFIG")
-    if explicit:
-        return Path(explicit).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("runvoy")) / "config.toml"
-
-
-def default_home() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("runvoy"))
-
-
-class NotifyConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
+class NotifyConfig(Record, kw_only=True):
     webhook_url: str | None = None
     webhook_timeout: WebhookTimeout = 5.0
 
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        value = self.webhook_url
         if value is not None and not re.fullmatch(r"https?://[!-~]{1,2040}", value, re.ASCII):
-            raise ValueError("must be an http:// or https:// URL (printable ASCII, at most 2048 characters)")
-        return value
+            raise RecordError(
+                "must be an http:// or https:// URL (printable ASCII, at most 2048 characters)", "webhook_url"
+            )
 
 
 def check_nesting(data: Any, where: str) -> None:
@@ -88,6 +74,8 @@ def read_config_file(path: Path, profile: str | None) -> dict[str, Any]:
         if profile and profile != "default":
             raise ConfigError(f"profile {profile!r} requested but there is no config file at {path}")
         return {}
+    import tomllib
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -127,13 +115,15 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         if not name.startswith("RUNVOY_"):
             continue
         path = [part.lower() for part in name[len("RUNVOY_") :].split("__")]
-        if path[0] not in Settings.model_fields or not all(path):
+        if path[0] not in Settings.__struct_fields__ or not all(path):
             continue
         problem = inputs.text_problem(raw)
         if problem:
             raise ConfigError(f"environment variable {name} {problem}", hint=f"fix or unset {name}")
         value: Any = raw
         if raw[:1] in ("[", "{"):
+            import json
+
             try:
                 value = json.loads(raw)
             except ValueError:
@@ -155,12 +145,10 @@ def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
     return data
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
+class Settings(Record, kw_only=True):
     provider: str = "local"
     profile: str = "default"
-    home: Path = Field(default_factory=default_home)
+    home: Path = msgspec.field(default_factory=default_home)
     region: str | None = None
     user: str | None = None
     log_format: Literal["console", "json"] = "console"
@@ -169,54 +157,33 @@ class Settings(BaseModel):
     poll_interval_max: PollIntervalMax = 5.0
     start_timeout: StartTimeout = 900.0
     """A run still not RUNNING after this long is stopped and marked FAILED (clouds can sit in PENDING)."""
-    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    providers: dict[str, dict[str, Any]] = {}
+    notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
 
-    @field_validator("provider")
-    @classmethod
-    def _provider(cls, value: str) -> str:
-        return str(inputs.PROVIDER.parse(value))
-
-    @field_validator("profile")
-    @classmethod
-    def _profile(cls, value: str) -> str:
-        return str(inputs.PROFILE.parse(value))
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str | None) -> str | None:
-        return None if value is None else str(inputs.REGION.parse(value))
-
-    @field_validator("user")
-    @classmethod
-    def _user(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}", value, re.ASCII):
-            raise ValueError(f"{value!r} is not a user name (letters, digits, _ . @ -, at most 128)")
-        return value
-
-    @field_validator("home")
-    @classmethod
-    def _home(cls, value: Path) -> Path:
-        text = str(value)
-        problem = inputs.text_problem(text)
-        if problem or not text or len(text) > 4096:
-            raise ValueError(f"{text!r} is not a directory path ({problem or '1 to 4096 characters'})")
-        path = value.expanduser()
-        for where in (path, *path.parents):
-            if where.exists():
-                if not where.is_dir():
-                    raise ValueError(
-                        f"{str(where)!r} is not a directory (runvoy keeps its state in {text!r})"
-                    )
-                break
-        return value
-
-    @field_validator("providers")
-    @classmethod
-    def _provider_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for name in value:
-            inputs.PROVIDER.parse(name)
-        return value
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for field, form in (("provider", inputs.PROVIDER), ("profile", inputs.PROFILE)):
+            try:
+                setattr(self, field, str(form.parse(getattr(self, field))))
+            except ValueError as exc:
+                raise RecordError(str(exc), field) from None
+        if self.region is not None:
+            try:
+                self.region = str(inputs.REGION.parse(self.region))
+            except ValueError as exc:
+                raise RecordError(str(exc), "region") from None
+        if self.user is not None and not re.fullmatch(
+            r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}", self.user, re.ASCII
+        ):
+            raise RecordError(
+                f"{self.user!r} is not a user name (letters, digits, _ . @ -, at most 128)", "user"
+            )
+        _check_home(self.home)
+        for name in self.providers:
+            try:
+                inputs.PROVIDER.parse(name)
+            except ValueError as exc:
+                raise RecordError(str(exc), "providers") from None
 
     def provider_section(self, name: str) -> dict[str, Any]:
         return dict(self.providers.get(name, {}))
@@ -225,10 +192,14 @@ class Settings(BaseModel):
     def resolved_user(self) -> str:
         if self.user:
             return self.user
-        import getpass
-
+        # getpass.getuser()'s own order, without importing getpass (and termios) on every command
+        for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+            if found := os.environ.get(name):
+                return found
         try:
-            return getpass.getuser()
+            import pwd
+
+            return pwd.getpwuid(os.getuid()).pw_name
         except Exception:
             return "unknown"
 
@@ -242,17 +213,35 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
     data = _deep_merge(_deep_merge(file_data, read_environment()), overrides)
     try:
         return Settings.model_validate(data)
-    except ValidationError as exc:
+    except RecordError as exc:
         raise ConfigError(
             f"invalid configuration: {describe_validation_error(exc)}",
             hint=f"fix it in {path} or in the RUNVOY_* environment; see: runvoy config show",
         ) from None
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line: 'field.path: message; other.field: message'."""
+def _check_home(value: Path) -> None:
+    text = str(value)
+    problem = inputs.text_problem(text)
+    if problem or not text or len(text) > 4096:
+        raise RecordError(f"{text!r} is not a directory path ({problem or '1 to 4096 characters'})", "home")
+    path = value.expanduser()
+    for where in (path, *path.parents):
+        if where.exists():
+            if not where.is_dir():
+                raise RecordError(
+                    f"{str(where)!r} is not a directory (runvoy keeps its state in {text!r})", "home"
+                )
+            break
+
+
+def describe_validation_error(exc: ValueError) -> str:
+    """One line: 'field.path: message; other.field: message', for runvoy's records (RecordError) and for a
+    provider's pydantic config model (its ValidationError, imported only when it is one)."""
+    if isinstance(exc, RecordError) or not type(exc).__module__.startswith("pydantic"):
+        return str(exc)
     parts = []
-    for err in exc.errors():
+    for err in exc.errors():  # type: ignore[attr-defined]
         loc = ".".join(str(p) for p in err.get("loc", ()))
         msg = err.get("msg", "invalid")
         msg = msg.removeprefix("Value error, ")

@@ -7,15 +7,15 @@ the task's environment. structlog itself is imported on the first log call, not 
 
 from __future__ import annotations
 
-import logging
-import secrets
+import os
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+"""The stdlib logging levels (not imported for them: most commands log nothing)."""
 _request_id: ContextVar[str | None] = ContextVar("runvoy_request_id", default=None)
 _wanted: tuple[str, str] = ("console", "warning")
 _applied: tuple[str, str] | None = None
@@ -46,7 +46,7 @@ def _apply() -> None:
             _redact,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.WARNING)),
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 30)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
@@ -69,7 +69,7 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 
 
 def new_request_id() -> str:
-    return "req-" + secrets.token_hex(8)
+    return "req-" + os.urandom(8).hex()
 
 
 def bind_request_id(request_id: str) -> None:
@@ -102,6 +102,9 @@ class _LazyLogger:
         self._logger: Any = None
 
     def __getattr__(self, method: str) -> Any:
+        wanted = _LEVELS.get(method)
+        if wanted is not None and self._logger is None and wanted < _LEVELS.get(_wanted[1], 30):
+            return _ignore  # a line below the level: structlog need not even be imported
         if self._logger is None:
             if _applied != _wanted:
                 _apply()
@@ -109,6 +112,10 @@ class _LazyLogger:
 
             self._logger = structlog.get_logger(self._name)
         return getattr(self._logger, method)
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def get_logger(name: str = "runvoy") -> Any:

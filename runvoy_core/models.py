@@ -1,4 +1,4 @@
-"""The data runvoy passes around and stores (pydantic v2).
+"""The data runvoy passes around and stores: msgspec Structs on ``runvoy_core.records.Record`` (decision 1410).
 
 Secrets appear only by *name* in a request; their values never enter a model that is stored or printed.
 """
@@ -6,29 +6,23 @@ Secrets appear only by *name* in a request; their values never enter a model tha
 from __future__ import annotations
 
 import enum
+import os
 import re
-import secrets as _secrets
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    field_validator,
-    model_validator,
-)
+import msgspec
 
 from runvoy_core import inputs
+from runvoy_core.records import Record, RecordError, parsed_type
 from runvoy_core.units import parse_cpu, parse_duration, parse_memory_mib
 
 EXECUTION_ID_LENGTH = 12
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9_.:/-]{0,62})$")
 _LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_./:-]+$")
 RESERVED_ENV_PREFIX = "RUNVOY_"
 
 
@@ -44,22 +38,37 @@ def utcnow() -> datetime:
 def new_execution_id() -> str:
     """12 lowercase hex characters (48 random bits): short enough to type, valid in every cloud's resource
     names, and abbreviable to any unique prefix."""
-    return _secrets.token_hex(EXECUTION_ID_LENGTH // 2)
+    return os.urandom(EXECUTION_ID_LENGTH // 2).hex()
 
 
-Money = Annotated[Decimal, PlainSerializer(lambda d: str(d), return_type=str, when_used="json")]
-Cpu = Annotated[Decimal, BeforeValidator(parse_cpu), PlainSerializer(lambda d: str(d), return_type=str)]
-MemoryMiB = Annotated[int, BeforeValidator(parse_memory_mib)]
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-# the bounded forms of docs/inputs.md (runvoy_core/inputs.py), shared by the API, the CLI and playbooks
-RunTimeout = Annotated[float, BeforeValidator(inputs.RUN_TIMEOUT.parse)]
-StopGrace = Annotated[float, BeforeValidator(inputs.STOP_GRACE.parse)]
-LockTimeout = Annotated[float, BeforeValidator(inputs.LOCK_TIMEOUT.parse)]
-StepTimeout = Annotated[float, BeforeValidator(inputs.STEP_TIMEOUT.parse)]
-LockLease = Annotated[float, BeforeValidator(inputs.LOCK_LEASE.parse)]
-PollIntervalMax = Annotated[float, BeforeValidator(inputs.POLL_INTERVAL_MAX.parse)]
-StartTimeout = Annotated[float, BeforeValidator(inputs.START_TIMEOUT.parse)]
-WebhookTimeout = Annotated[float, BeforeValidator(inputs.WEBHOOK_TIMEOUT.parse)]
+Money = Decimal
+"""An amount; stored and printed as a decimal string."""
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Cpu: TypeAlias = Decimal
+    MemoryMiB: TypeAlias = int
+    Seconds: TypeAlias = float
+    RunTimeout: TypeAlias = float
+    StopGrace: TypeAlias = float
+    LockTimeout: TypeAlias = float
+    LockLease: TypeAlias = float
+    PollIntervalMax: TypeAlias = float
+    StartTimeout: TypeAlias = float
+    WebhookTimeout: TypeAlias = float
+else:
+    # parsed on input ("0.5", "256m"; "2GiB"; "10m"): the bounded forms of docs/inputs.md (runvoy_core/inputs.py),
+    # shared by the API, the CLI and playbooks
+    Cpu = parsed_type(Decimal, parse_cpu, "Cpu")
+    MemoryMiB = parsed_type(int, parse_memory_mib, "MemoryMiB")
+    Seconds = parsed_type(float, parse_duration, "Seconds")
+    RunTimeout = parsed_type(float, inputs.RUN_TIMEOUT.parse, "RunTimeout")
+    StopGrace = parsed_type(float, inputs.STOP_GRACE.parse, "StopGrace")
+    LockTimeout = parsed_type(float, inputs.LOCK_TIMEOUT.parse, "LockTimeout")
+    LockLease = parsed_type(float, inputs.LOCK_LEASE.parse, "LockLease")
+    PollIntervalMax = parsed_type(float, inputs.POLL_INTERVAL_MAX.parse, "PollIntervalMax")
+    StartTimeout = parsed_type(float, inputs.START_TIMEOUT.parse, "StartTimeout")
+    WebhookTimeout = parsed_type(float, inputs.WEBHOOK_TIMEOUT.parse, "WebhookTimeout")
 
 
 class Status(enum.StrEnum):
@@ -101,101 +110,134 @@ class OnConflict(enum.StrEnum):
     QUEUE = "queue"  # wait in line: first come, first served among queued runs
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False, frozen=False)
-
-
-class Resources(_Model):
+class Resources(Record, kw_only=True):
     cpu: Cpu = Decimal("0.25")
-    memory_mib: MemoryMiB = Field(default=512, alias="memory")
+    memory_mib: MemoryMiB = 512
+    """Given as ``memory`` ("2GiB", "512MiB") in requests, config and playbooks."""
     architecture: Architecture = Architecture.X86_64
     spot: bool = False
-    storage_gib: int = Field(default=20, ge=1, le=200)
+    storage_gib: Annotated[int, msgspec.Meta(ge=1, le=200)] = 20
+    explicit: frozenset[str] = frozenset()
+    """The fields the request named (a provider may round only what the user did not choose)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    @classmethod
+    def model_validate(cls, data: Any) -> Resources:
+        return super().model_validate(_resources_input(data))
 
 
-class ExecutionRequest(_Model):
+def _resources_input(data: Any) -> Any:
+    """``memory`` is the accepted spelling of ``memory_mib``; ``explicit`` records what the input named."""
+    if not isinstance(data, dict) or "explicit" in data:
+        return data
+    data = dict(data)
+    if "memory" in data:
+        if "memory_mib" in data:
+            raise RecordError("give memory or memory_mib, not both", "memory")
+        data["memory_mib"] = data.pop("memory")
+    data["explicit"] = sorted(k for k in data if k in _RESOURCE_FIELDS)
+    return data
+
+
+_RESOURCE_FIELDS = frozenset({"cpu", "memory_mib", "architecture", "spot", "storage_gib"})
+
+
+def _check_env_names(env: dict[str, str]) -> None:
+    for name in env:
+        if not _ENV_NAME.match(name):
+            raise RecordError(f"environment variable name {name!r} must match [A-Za-z_][A-Za-z0-9_]*", "env")
+        if is_reserved_env_name(name):
+            raise RecordError(
+                f"environment variable {name!r}: names starting with RUNVOY_ are set by runvoy itself", "env"
+            )
+
+
+def _check_secret_names(names: list[str]) -> None:
+    for name in names:
+        if not _SECRET_NAME.match(name):
+            raise RecordError(
+                f"secret name {name!r} may contain only letters, digits and _ . / : -", "secrets"
+            )
+        if is_reserved_env_name(name):
+            raise RecordError(
+                f"secret {name!r}: names starting with RUNVOY_ are set by runvoy itself", "secrets"
+            )
+
+
+def _check_labels(labels: dict[str, str]) -> None:
+    for key, value in labels.items():
+        if not _LABEL_KEY.match(key):
+            raise RecordError(
+                f"label key {key!r} must be lowercase letters, digits and _ . : / - (at most 63 characters)",
+                "labels",
+            )
+        if len(value) > 256:
+            raise RecordError(f"label {key!r}: value longer than 256 characters", "labels")
+
+
+def _check_lock_name(name: str | None) -> None:
+    if name is not None and not _LOCK_NAME.match(name):
+        raise RecordError(
+            f"lock name {name!r} must start with a letter or digit and contain only letters, digits, _ . : / -",
+            "lock",
+        )
+
+
+class ExecutionRequest(Record, kw_only=True):
     """What the user asks for. Exactly one of ``command`` (a shell string) or ``argv``."""
 
     command: str | None = None
     argv: list[str] | None = None
     image: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    secrets: list[str] = Field(default_factory=list, description="secret names, resolved by the provider")
-    resources: Resources = Field(default_factory=Resources)
+    env: dict[str, str] = {}
+    secrets: list[str] = []
+    """Secret names, resolved by the provider."""
+    resources: Resources = msgspec.field(default_factory=Resources)
     region: str | None = None
-    timeout: RunTimeout | None = Field(default=None, description="seconds; accepts 90s, 10m, 2h")
-    stop_grace: StopGrace = Field(default=10.0, description="seconds between the graceful stop and the kill")
+    timeout: RunTimeout | None = None
+    """Seconds; accepts 90s, 10m, 2h."""
+    stop_grace: StopGrace = 10.0
+    """Seconds between the graceful stop and the kill."""
     lock: str | None = None
     on_conflict: OnConflict = OnConflict.FAIL
     lock_timeout: LockTimeout = 600.0
-    lock_slots: int = Field(default=1, ge=1, le=100, description="how many runs may hold the lock at once")
-    labels: dict[str, str] = Field(default_factory=dict)
+    lock_slots: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    """How many runs may hold the lock at once."""
+    labels: dict[str, str] = {}
     workdir: str | None = None
 
-    @model_validator(mode="after")
-    def _one_command(self) -> ExecutionRequest:
+    @classmethod
+    def model_validate(cls, data: Any) -> ExecutionRequest:
+        if isinstance(data, dict) and isinstance(data.get("resources"), dict):
+            data = {**data, "resources": _resources_input(data["resources"])}
+        return super().model_validate(data)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._one_command()
+        _check_env_names(self.env)
+        _check_secret_names(self.secrets)
+        _check_labels(self.labels)
+        _check_lock_name(self.lock)
+        self._accepted_forms()
+        if not 1 <= self.lock_slots <= 100:
+            raise RecordError("must be from 1 to 100", "lock_slots")
+
+    def _one_command(self) -> None:
         if (self.command is None) == (self.argv is None):
-            raise ValueError("give exactly one of command (a shell string) or argv (a list of words)")
+            raise RecordError("give exactly one of command (a shell string) or argv (a list of words)")
         if self.command is not None and not self.command.strip():
-            raise ValueError("command is empty")
+            raise RecordError("command is empty")
         if self.argv is not None and not self.argv:
-            raise ValueError("argv is empty")
+            raise RecordError("argv is empty")
         if self.lock_slots > 1 and self.lock is None:
-            raise ValueError("lock_slots needs a lock name (--lock NAME --lock-slots N)")
+            raise RecordError("lock_slots needs a lock name (--lock NAME --lock-slots N)")
         if self.lock_slots > 1 and self.on_conflict == OnConflict.CANCEL:
-            raise ValueError("on_conflict cancel cannot be used with lock_slots: which run would it stop?")
+            raise RecordError("on_conflict cancel cannot be used with lock_slots: which run would it stop?")
         if self.lock_slots > 1 and self.on_conflict == OnConflict.QUEUE:
-            raise ValueError("on_conflict queue cannot be used with lock_slots (yet): use wait")
-        return self
+            raise RecordError("on_conflict queue cannot be used with lock_slots (yet): use wait")
 
-    @field_validator("env")
-    @classmethod
-    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
-        for name in env:
-            if not _ENV_NAME.match(name):
-                raise ValueError(f"environment variable name {name!r} must match [A-Za-z_][A-Za-z0-9_]*")
-            if is_reserved_env_name(name):
-                raise ValueError(
-                    f"environment variable {name!r}: names starting with RUNVOY_ are set by runvoy itself"
-                )
-        return env
-
-    @field_validator("secrets")
-    @classmethod
-    def _secret_names(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if not re.match(r"^[A-Za-z0-9_./:-]+$", name):
-                raise ValueError(f"secret name {name!r} may contain only letters, digits and _ . / : -")
-            if is_reserved_env_name(name):
-                raise ValueError(f"secret {name!r}: names starting with RUNVOY_ are set by runvoy itself")
-        return names
-
-    @field_validator("labels")
-    @classmethod
-    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key, value in labels.items():
-            if not _LABEL_KEY.match(key):
-                raise ValueError(
-                    f"label key {key!r} must be lowercase letters, digits and _ . : / - (at most 63 characters)"
-                )
-            if len(value) > 256:
-                raise ValueError(f"label {key!r}: value longer than 256 characters")
-        return labels
-
-    @field_validator("lock")
-    @classmethod
-    def _lock_name(cls, name: str | None) -> str | None:
-        if name is not None and not _LOCK_NAME.match(name):
-            raise ValueError(
-                f"lock name {name!r} must start with a letter or digit and contain only letters, digits, _ . : / -"
-            )
-        return name
-
-    @model_validator(mode="after")
-    def _accepted_forms(self) -> ExecutionRequest:
-        """The forms of docs/inputs.md that the field validators above do not already check."""
+    def _accepted_forms(self) -> None:
+        """The forms of docs/inputs.md that the name checks above do not already cover."""
         checks: list[tuple[str, inputs.Form, object]] = [
             ("command", inputs.COMMAND_WORD, self.command),
             *(("argv", inputs.COMMAND_WORD, word) for word in self.argv or []),
@@ -212,11 +254,10 @@ class ExecutionRequest(_Model):
                 try:
                     form.parse(value)
                 except ValueError as exc:
-                    raise ValueError(f"{field}: {exc}") from None
+                    raise RecordError(str(exc), field) from None
         for field, items in (("env", self.env), ("labels", self.labels), ("secrets", self.secrets)):
             if len(items) > inputs.MAX_ITEMS:
-                raise ValueError(f"{field}: more than {inputs.MAX_ITEMS} items")
-        return self
+                raise RecordError(f"more than {inputs.MAX_ITEMS} items", field)
 
     def shell_command(self) -> str:
         """The command as one shell string (argv is quoted)."""
@@ -231,7 +272,7 @@ class ExecutionRequest(_Model):
         return ["/bin/sh", "-c", self.command or ""]
 
 
-class CostLine(_Model):
+class CostLine(Record, kw_only=True):
     dimension: str  # vcpu | memory | storage
     quantity: Money  # e.g. vCPU-seconds
     unit: str
@@ -239,7 +280,7 @@ class CostLine(_Model):
     amount: Money
 
 
-class Cost(_Model):
+class Cost(Record, kw_only=True):
     """A run's cost. ``total`` is what the provider bills; ``equivalents`` what the same run would cost
     elsewhere (the local provider's total is zero)."""
 
@@ -253,8 +294,8 @@ class Cost(_Model):
     billed_seconds: Money = Decimal(0)
     catalog_version: str | None = None
     estimated: bool = False
-    lines: list[CostLine] = Field(default_factory=list)
-    equivalents: dict[str, Money] = Field(default_factory=dict)
+    lines: list[CostLine] = []
+    equivalents: dict[str, Money] = {}
     note: str | None = None
 
 
@@ -269,7 +310,7 @@ class StopReason(enum.StrEnum):
     SUPERSEDED = "superseded"  # a newer run took its lock with --on-conflict cancel
 
 
-class Execution(_Model):
+class Execution(Record, kw_only=True):
     """The stored record of one run."""
 
     id: str
@@ -279,7 +320,7 @@ class Execution(_Model):
     status: Status = Status.PENDING
     reason: str | None = None
     exit_code: int | None = None
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = msgspec.field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
     billed_start: datetime | None = None
@@ -318,22 +359,23 @@ class Execution(_Model):
         return data
 
 
-class StatusChange(_Model):
+class StatusChange(Record, kw_only=True):
     """One entry of an execution's append-only history."""
 
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime = msgspec.field(default_factory=utcnow)
     status: Status | None = None
     event: str
-    detail: dict[str, Any] = Field(default_factory=dict)
+    detail: dict[str, Any] = {}
 
 
-class LogEvent(_Model):
+class LogEvent(Record, kw_only=True):
     timestamp: datetime
-    stream: Literal["stdout", "stderr", "system"] = "stdout"
+    stream: str = "stdout"
+    """stdout, stderr or system (runvoy's own lines)."""
     message: str
 
 
-class LogPage(_Model):
+class LogPage(Record, kw_only=True):
     events: list[LogEvent]
     cursor: str | None = None
     """Pass back to continue after the last event; None only when the reader has nothing to resume from."""
@@ -344,7 +386,7 @@ class LockState(enum.StrEnum):
     RELEASED = "released"
 
 
-class LockHolder(_Model):
+class LockHolder(Record, kw_only=True):
     execution_id: str | None = None
     provider: str | None = None
     task_ref: str | None = None
@@ -354,14 +396,14 @@ class LockHolder(_Model):
     acquired_at: datetime | None = None
 
 
-class LockRecord(_Model):
+class LockRecord(Record, kw_only=True):
     """The value kept in a provider's CAS register for one named lock."""
 
     name: str
     state: LockState = LockState.HELD
     owner_id: str | None = None
-    holder: LockHolder = Field(default_factory=LockHolder)
+    holder: LockHolder = msgspec.field(default_factory=LockHolder)
     fence: int = 0
     lease_ms: int = 30_000
     renewals: int = 0
-    audit: list[dict[str, Any]] = Field(default_factory=list)
+    audit: list[dict[str, Any]] = []

@@ -45,7 +45,7 @@ from pydantic import (
 
 from runvoy_core import inputs
 from runvoy_core.errors import UsageError, ValidationFailed
-from runvoy_core.models import ExecutionRequest, StepTimeout, is_reserved_env_name
+from runvoy_core.models import ExecutionRequest, is_reserved_env_name
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHELL = re.compile(r"^[A-Za-z0-9_./-]+$")
@@ -69,6 +69,7 @@ def _env_values(value: Any) -> Any:
 
 
 Env = Annotated[dict[str, str], BeforeValidator(_env_values)]
+StepTimeout = Annotated[float, BeforeValidator(inputs.STEP_TIMEOUT.parse)]
 MAX_PLAYBOOK_BYTES = 1024 * 1024
 
 

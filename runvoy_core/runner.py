@@ -9,7 +9,7 @@ is finalized by whoever sees it first.
 from __future__ import annotations
 
 import contextlib
-import socket
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -122,7 +122,7 @@ class Follow:
 
 
 def _host() -> str:
-    return socket.gethostname()
+    return os.uname().nodename  # what socket.gethostname() returns, without importing socket
 
 
 class Runner:
@@ -138,7 +138,7 @@ class Runner:
         hooks: pluggy.PluginManager | None = None,
         home: Path | None = None,
         notify_url: str | None = None,
-        equivalent_providers: tuple[str, ...] = (),
+        equivalent_providers: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
         start_timeout: float = 900.0,
         notify_timeout: float = 5.0,
         unknown_grace: float = UNKNOWN_GRACE,
@@ -859,7 +859,8 @@ class Runner:
         try:
             from runvoy_core.cost.calculator import cost_of_execution
 
-            equivalents = self.equivalent_providers if execution.provider == "local" else ()
+            wanted = self.equivalent_providers
+            equivalents = (wanted() if callable(wanted) else wanted) if execution.provider == "local" else ()
             return cost_of_execution(execution, equivalents_for=list(equivalents), home=self.home)
         except Exception as exc:  # a missing price must never lose the run's outcome
             log.warning("cost.failed", error=str(exc))

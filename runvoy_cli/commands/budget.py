@@ -75,8 +75,6 @@ def set_cmd(
     as_json: bool,
 ) -> None:
     """Create or replace the budget NAME."""
-    from pydantic import ValidationError
-
     from runvoy_core.config import describe_validation_error
     from runvoy_core.cost.budgets import Budget, BudgetScope, BudgetStore, parse_alert_at
     from runvoy_core.errors import NotFound, ValidationFailed
@@ -93,17 +91,19 @@ def set_cmd(
     except NotFound:
         created_at = None
     try:
-        budget = Budget(
-            name=name,
-            amount=value,
-            currency=currency.upper(),
-            period=period,
-            scope=BudgetScope.parse(scopes),
-            alert_at=parse_alert_at(alert_at),
-            enforce=enforce,
-            **({"created_at": created_at} if created_at else {}),
+        budget = Budget.model_validate(
+            {
+                "name": name,
+                "amount": value,
+                "currency": currency.upper(),
+                "period": period,
+                "scope": BudgetScope.parse(scopes).model_dump(mode="json"),
+                "alert_at": parse_alert_at(alert_at),
+                "enforce": enforce,
+                **({"created_at": created_at} if created_at else {}),
+            }
         )
-    except ValidationError as exc:
+    except ValueError as exc:
         raise ValidationFailed(f"invalid budget: {describe_validation_error(exc)}") from None
     budgets.put(budget)
     if as_json:

@@ -82,8 +82,6 @@ def validate(as_json: bool) -> None:
 
     Exit status 0 when valid; otherwise one line naming the field, and 125.
     """
-    from pydantic import ValidationError
-
     from runvoy_core.config import default_config_path, describe_validation_error
     from runvoy_core.errors import ConfigError
     from runvoy_core.plugins.manager import get_plugins
@@ -110,7 +108,7 @@ def validate(as_json: bool) -> None:
             continue
         try:
             model.model_validate(settings.provider_section(name))
-        except ValidationError as exc:
+        except ValueError as exc:
             raise ConfigError(
                 f"invalid configuration for provider {name!r}: "
                 + "; ".join(

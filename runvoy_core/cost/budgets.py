@@ -24,11 +24,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import msgspec
 
 from runvoy_core.errors import BudgetExceeded, NotFound, ValidationFailed
 from runvoy_core.logging import get_logger
 from runvoy_core.models import Execution, ExecutionRequest, Money, utcnow
+from runvoy_core.records import Record, RecordError
 
 if TYPE_CHECKING:
     import pluggy
@@ -64,14 +65,12 @@ class BudgetPeriod(enum.StrEnum):
         return start, end
 
 
-class BudgetScope(BaseModel):
+class BudgetScope(Record, kw_only=True):
     """Which runs count: all of them, or those of a provider, a user and/or carrying labels."""
-
-    model_config = ConfigDict(extra="forbid")
 
     provider: str | None = None
     user: str | None = None
-    labels: dict[str, str | None] = Field(default_factory=dict)
+    labels: dict[str, str | None] = {}
     """label key -> required value (None: the label must be present with any value)."""
 
     @classmethod
@@ -121,38 +120,27 @@ class BudgetScope(BaseModel):
         return self.matches(provider=execution.provider, user=execution.user, labels=execution.request.labels)
 
 
-class Budget(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Budget(Record, kw_only=True):
     name: str
     amount: Money
     currency: str = "USD"
     period: BudgetPeriod = BudgetPeriod.MONTH
-    scope: BudgetScope = Field(default_factory=BudgetScope)
-    alert_at: list[int] = Field(default_factory=lambda: list(DEFAULT_ALERT_AT))
+    scope: BudgetScope = msgspec.field(default_factory=BudgetScope)
+    alert_at: list[int] = msgspec.field(default_factory=lambda: list(DEFAULT_ALERT_AT))
     enforce: bool = False
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = msgspec.field(default_factory=utcnow)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        if not _NAME.match(name):
-            raise ValueError(f"budget name {name!r} must be letters, digits and _ . : - (at most 64)")
-        return name
-
-    @field_validator("amount")
-    @classmethod
-    def _amount(cls, amount: Decimal) -> Decimal:
-        if not amount.is_finite() or amount <= 0:
-            raise ValueError("amount must be a positive number")
-        return amount
-
-    @field_validator("alert_at")
-    @classmethod
-    def _alert_at(cls, values: list[int]) -> list[int]:
-        if any(v <= 0 or v > 1000 for v in values):
-            raise ValueError("alert thresholds are percents between 1 and 1000")
-        return sorted(set(values))
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not _NAME.match(self.name):
+            raise RecordError(
+                f"budget name {self.name!r} must be letters, digits and _ . : - (at most 64)", "name"
+            )
+        if not self.amount.is_finite() or self.amount <= 0:
+            raise RecordError("amount must be a positive number", "amount")
+        if any(v <= 0 or v > 1000 for v in self.alert_at):
+            raise RecordError("alert thresholds are percents between 1 and 1000", "alert_at")
+        self.alert_at = sorted(set(self.alert_at))
 
 
 def parse_alert_at(text: str) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +18,7 @@ import pluggy
 
 from runvoy_core.errors import PluginError
 from runvoy_core.plugins import hookspecs
+from runvoy_core.plugins.discovery import FoundEntryPoint, find_entry_points
 from runvoy_core.plugins.registry import ProviderRegistry
 
 ENTRY_POINT_GROUP = "runvoy"
@@ -45,19 +46,28 @@ def _split_env(name: str) -> set[str]:
     return {part.strip() for part in os.environ.get(name, "").split(",") if part.strip()}
 
 
-def _builtin_entry_point() -> metadata.EntryPoint:
-    return metadata.EntryPoint(
-        name=BUILTIN_PLUGIN, value="runvoy_core.providers.local.plugin", group=ENTRY_POINT_GROUP
-    )
+def _builtin_entry_point() -> FoundEntryPoint:
+    return FoundEntryPoint(BUILTIN_PLUGIN, "runvoy_core.providers.local.plugin", None, None)
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
-    found = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+def _cache_dir() -> Path | None:
+    """Where discovery is remembered: ``<RUNVOY_HOME>/cache`` (none when RUNVOY_HOME is unusable)."""
+    from runvoy_core.paths import default_home
+
+    home = os.environ.get("RUNVOY_HOME")
+    try:
+        return (Path(home).expanduser() if home else default_home()) / "cache"
+    except (OSError, RuntimeError):
+        return None
+
+
+def _entry_points() -> list[FoundEntryPoint]:
+    found = find_entry_points(ENTRY_POINT_GROUP, _cache_dir())
     if not any(ep.name == BUILTIN_PLUGIN for ep in found):
         # running from a source tree that is not installed: the local provider is always there
         found.insert(0, _builtin_entry_point())
     # one entry point per name (an editable install can list a distribution twice)
-    unique: dict[tuple[str, str], metadata.EntryPoint] = {}
+    unique: dict[tuple[str, str], FoundEntryPoint] = {}
     for ep in found:
         unique.setdefault((ep.name, ep.value), ep)
     return list(unique.values())
@@ -73,8 +83,7 @@ def load_plugins(extra_plugins: list[tuple[str, ModuleType | Any]] | None = None
 
     candidates: list[tuple[str, str | None, str | None, Any]] = []
     for ep in _entry_points():
-        dist = ep.dist.name if ep.dist is not None else None
-        version = ep.dist.version if ep.dist is not None else None
+        dist, version = ep.dist, ep.version
         if (
             (only_builtin and ep.name != BUILTIN_PLUGIN)
             or ep.name in block

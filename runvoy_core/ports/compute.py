@@ -7,9 +7,10 @@ import hashlib
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
 
 from runvoy_core.models import ExecutionRequest, Resources
+from runvoy_core.records import Record
 
 
 class TaskPhase(enum.StrEnum):
@@ -21,24 +22,22 @@ class TaskPhase(enum.StrEnum):
     UNKNOWN = "UNKNOWN"  # the provider no longer knows the task (deleted, expired, supervisor gone)
 
 
-class TaskSpec(BaseModel):
+class TaskSpec(Record, kw_only=True):
     """What the core asks a provider to run. ``env`` holds only plain values; ``secrets`` only names, which
     the provider resolves through its secret store at start (never into a record)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     execution_id: str
     request_id: str | None = None
     argv: list[str]
     image: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    secrets: list[str] = Field(default_factory=list)
-    resources: Resources = Field(default_factory=Resources)
+    env: dict[str, str] = {}
+    secrets: list[str] = []
+    resources: Resources = msgspec.field(default_factory=Resources)
     region: str | None = None
     timeout: float | None = None
     stop_grace: float = 10.0
     workdir: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = {}
 
     @classmethod
     def from_request(
@@ -60,10 +59,8 @@ class TaskSpec(BaseModel):
         )
 
 
-class TaskState(BaseModel):
+class TaskState(Record, kw_only=True):
     """What a provider knows about a task. Times are UTC."""
-
-    model_config = ConfigDict(extra="forbid")
 
     ref: str
     execution_id: str | None = None
@@ -83,7 +80,7 @@ class TaskState(BaseModel):
     stopped_at: datetime | None = None
     billed_start: datetime | None = None
     billed_stop: datetime | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)
+    detail: dict[str, Any] = {}
 
     @property
     def ended(self) -> bool:

@@ -7,22 +7,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from runvoy_core.models import Execution, Status, StatusChange
+from runvoy_core.records import Record
 
 
-class ExecutionQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ExecutionQuery(Record, kw_only=True):
     statuses: frozenset[Status] | None = None
     since: datetime | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = {}
     limit: int = 50
     cursor: str | None = None
 
 
-class ExecutionPage(BaseModel):
+class ExecutionPage(Record, kw_only=True):
     executions: list[Execution]
     cursor: str | None = None
 

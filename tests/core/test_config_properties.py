@@ -69,7 +69,16 @@ INSIDE: dict[str, st.SearchStrategy[Any]] = {
     "poll_interval_max": st.one_of(st.floats(0.01, 1.0), st.sampled_from(["100ms", "1s", "0.5"])),
     "start_timeout": st.one_of(st.integers(1, 7 * 86400), st.sampled_from(["15m", "1h", "7d"])),
 }
-TOP_LEVEL = sorted(set(Settings.model_fields) - {"providers", "notify", "profile", "home"})
+
+
+def _field_names(model: Any) -> list[str]:
+    """A runvoy Record's fields, or a provider's pydantic config model's."""
+    if hasattr(model, "__struct_fields__"):
+        return list(model.__struct_fields__)
+    return list(model.model_fields)
+
+
+TOP_LEVEL = sorted(set(_field_names(Settings)) - {"providers", "notify", "profile", "home"})
 
 
 def _provider_fields() -> list[tuple[str, str]]:
@@ -77,11 +86,11 @@ def _provider_fields() -> list[tuple[str, str]]:
     for spec in get_plugins().registry.specs():
         model = spec.load_config_model()
         if model is not None:
-            fields += [(f"providers.{spec.name}", name) for name in model.model_fields]
+            fields += [(f"providers.{spec.name}", name) for name in _field_names(model)]
     return fields
 
 
-SECTION_FIELDS = [("notify", name) for name in NotifyConfig.model_fields] + _provider_fields()
+SECTION_FIELDS = [("notify", name) for name in _field_names(NotifyConfig)] + _provider_fields()
 
 
 def _invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:

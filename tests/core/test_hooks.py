@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from runvoy_core.api import Runvoy
-from runvoy_core.models import Cost, Execution, ExecutionRequest, Resources, Status, new_execution_id
+from runvoy_core.models import Cost, Execution, ExecutionRequest, Status, new_execution_id
 from runvoy_core.plugins import hookspecs
 from runvoy_core.plugins.manager import load_plugins
 
@@ -104,7 +104,9 @@ def runvoy_budget_alert(alert):
             cost=Cost(provider="aws", total=Decimal("6.00")),
         )
     )
-    request = ExecutionRequest(command="make", resources=Resources(cpu=1, memory="2GiB"), timeout="1h")
+    request = ExecutionRequest.model_validate(
+        {"command": "make", "resources": {"cpu": 1, "memory": "2GiB"}, "timeout": "1h"}
+    )
     check_budgets(
         request,
         provider="aws",

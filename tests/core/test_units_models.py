@@ -4,11 +4,11 @@ import re
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
 
 from runvoy_core.api import build_request
 from runvoy_core.errors import ValidationFailed
 from runvoy_core.models import Execution, ExecutionRequest, Status, new_execution_id
+from runvoy_core.records import RecordError as ValidationError
 from runvoy_core.units import format_duration, format_memory, parse_cpu, parse_duration, parse_memory_mib
 
 
@@ -110,7 +110,7 @@ def test_lock_slots_rules_are_one_line_errors() -> None:
         build_request("true", lock_slots=2)
     with pytest.raises(ValidationFailed, match="on_conflict cancel cannot be used with lock_slots"):
         build_request("true", lock="etl", lock_slots=2, on_conflict="cancel")
-    with pytest.raises(ValidationFailed, match=r"lock_slots: Input should be less than or equal to 100"):
+    with pytest.raises(ValidationFailed, match=r"lock_slots: must be a whole number at most 100"):
         build_request("true", lock="etl", lock_slots=101)
 
 

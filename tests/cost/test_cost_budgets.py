@@ -30,7 +30,9 @@ from runvoy_core.models import Cost, Execution, ExecutionRequest, Resources, Sta
 from runvoy_core.plugins import hookspecs
 
 D = Decimal
-REQUEST = ExecutionRequest(command="make", resources=Resources(cpu=1, memory="2GiB"), timeout="1h")
+REQUEST = ExecutionRequest(
+    command="make", resources=Resources.model_validate(dict(cpu=1, memory="2GiB")), timeout="1h"
+)
 RUN_ESTIMATE = estimate("aws", REQUEST.resources, 3600).total  # 0.04937
 
 
@@ -250,12 +252,14 @@ def test_only_the_current_period_counts(runvoy_home: Path, store: Any) -> None:
 
 
 def test_default_duration_without_timeout() -> None:
-    no_timeout = ExecutionRequest(command="x", resources=Resources(cpu=1, memory="2GiB"))
+    no_timeout = ExecutionRequest(command="x", resources=Resources.model_validate(dict(cpu=1, memory="2GiB")))
     assert (
         estimated_run_cost(no_timeout, provider="aws", region=None)
         == estimate("aws", no_timeout.resources, DEFAULT_ESTIMATE_SECONDS).total
     )
-    short = ExecutionRequest(command="x", resources=Resources(cpu=1, memory="2GiB"), timeout="2m")
+    short = ExecutionRequest(
+        command="x", resources=Resources.model_validate(dict(cpu=1, memory="2GiB")), timeout="2m"
+    )
     assert (
         estimated_run_cost(short, provider="aws", region=None) == estimate("aws", short.resources, 120).total
     )

@@ -33,7 +33,7 @@ def execution(
         id="abc123def456",
         provider=provider,
         region=region,
-        request=ExecutionRequest(command="true", resources=Resources(**resources)),
+        request=ExecutionRequest(command="true", resources=Resources.model_validate(dict(**resources))),
         status=Status.SUCCEEDED,
         started_at=started,
         finished_at=finished,
@@ -43,7 +43,7 @@ def execution(
 
 
 def test_estimate_returns_a_decimal_cost_with_catalog_version() -> None:
-    cost = estimate("aws", Resources(cpu="0.25", memory="512MiB"), 10.0)
+    cost = estimate("aws", Resources.model_validate(dict(cpu="0.25", memory="512MiB")), 10.0)
     assert cost.provider == "aws" and cost.region == "us-east-1"
     assert cost.billed_seconds == 60
     assert isinstance(cost.total, Decimal)
@@ -54,7 +54,7 @@ def test_estimate_returns_a_decimal_cost_with_catalog_version() -> None:
 
 def test_estimate_refuses_invalid_size_with_valid_sizes() -> None:
     with pytest.raises(ValidationFailed) as info:
-        estimate("gcp", Resources(cpu="0.5", memory="512MiB"), 60)
+        estimate("gcp", Resources.model_validate(dict(cpu="0.5", memory="512MiB")), 60)
     assert "1 vCPU: 512MiB-4GiB" in info.value.message
     assert info.value.exit_code == 125
     assert "valid_sizes" in info.value.to_dict()
@@ -62,21 +62,21 @@ def test_estimate_refuses_invalid_size_with_valid_sizes() -> None:
 
 def test_estimate_refuses_negative_duration() -> None:
     with pytest.raises(ValidationFailed):
-        estimate("aws", Resources(cpu=1, memory="2GiB"), -1)
+        estimate("aws", Resources.model_validate(dict(cpu=1, memory="2GiB")), -1)
 
 
 def test_validate_size() -> None:
-    validate_size("aws", Resources(cpu=1, memory="2GiB"))
-    validate_size("local", Resources(cpu="0.3", memory="100MiB"))
-    validate_size("someone-elses-cloud", Resources(cpu="0.3", memory="100MiB"))
+    validate_size("aws", Resources.model_validate(dict(cpu=1, memory="2GiB")))
+    validate_size("local", Resources.model_validate(dict(cpu="0.3", memory="100MiB")))
+    validate_size("someone-elses-cloud", Resources.model_validate(dict(cpu="0.3", memory="100MiB")))
     with pytest.raises(ValidationFailed, match=r"aws cannot pair 1 vCPU with 1GiB; valid sizes: 0\.25 vCPU"):
-        validate_size("aws", Resources(cpu=1, memory="1GiB"))
+        validate_size("aws", Resources.model_validate(dict(cpu=1, memory="1GiB")))
     with pytest.raises(ValidationFailed, match=r"gcp does not offer 0\.25 vCPU"):
         validate_size("gcp", Resources())
     with pytest.raises(ValidationFailed, match="runs only x86_64"):
-        validate_size("azure", Resources(cpu=1, memory="1GiB", architecture="arm64"))
+        validate_size("azure", Resources.model_validate(dict(cpu=1, memory="1GiB", architecture="arm64")))
     with pytest.raises(ValidationFailed, match="no spot"):
-        validate_size("gcp", Resources(cpu=1, memory="1GiB", spot=True))
+        validate_size("gcp", Resources.model_validate(dict(cpu=1, memory="1GiB", spot=True)))
 
 
 def test_cost_uses_billed_window_when_present() -> None:
@@ -112,12 +112,20 @@ def test_local_run_has_zero_total_and_equivalents_in_default_regions() -> None:
     cost = cost_of_execution(ex, equivalents_for=["aws", "gcp", "azure"])
     assert cost.total == 0
     assert set(cost.equivalents) == {"aws", "gcp", "azure"}
-    assert cost.equivalents["aws"] == estimate("aws", Resources(cpu=1, memory="2GiB"), 600).total
+    assert (
+        cost.equivalents["aws"]
+        == estimate("aws", Resources.model_validate(dict(cpu=1, memory="2GiB")), 600).total
+    )
     assert (
         cost.equivalents["gcp"]
-        == estimate("gcp", Resources(cpu=1, memory="2GiB"), 600, region="us-central1").total
+        == estimate(
+            "gcp", Resources.model_validate(dict(cpu=1, memory="2GiB")), 600, region="us-central1"
+        ).total
     )
-    assert cost.equivalents["azure"] == estimate("azure", Resources(cpu=1, memory="2GiB"), 600).total
+    assert (
+        cost.equivalents["azure"]
+        == estimate("azure", Resources.model_validate(dict(cpu=1, memory="2GiB")), 600).total
+    )
     assert cost.note is None
     data = cost.model_dump(mode="json")
     assert data["equivalents"]["aws"] == str(cost.equivalents["aws"])
@@ -137,7 +145,9 @@ def test_local_arm_run_priced_as_x86_where_arm_is_missing() -> None:
     cost = cost_of_execution(ex, equivalents_for=["aws", "gcp"])
     assert (
         cost.equivalents["aws"]
-        == estimate("aws", Resources(cpu=1, memory="2GiB", architecture="arm64"), 60).total
+        == estimate(
+            "aws", Resources.model_validate(dict(cpu=1, memory="2GiB", architecture="arm64")), 60
+        ).total
     )
     assert cost.note and "runs only x86_64" in cost.note
 

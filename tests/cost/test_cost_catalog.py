@@ -109,7 +109,7 @@ def test_user_cache_replaces_the_shipped_snapshot(runvoy_home: Path) -> None:
     assert catalog.find("aws", "us-east-1", "x86_64", "on-demand", "vcpu").price == Decimal("0.05")  # type: ignore[union-attr]
     from runvoy_core.cost.calculator import estimate
 
-    assert estimate("aws", Resources(cpu=1, memory="2GiB"), 3600).vcpu == Decimal("0.05")
+    assert estimate("aws", Resources.model_validate(dict(cpu=1, memory="2GiB")), 3600).vcpu == Decimal("0.05")
     assert catalog_info()["origin"] == "cache"
     assert catalog.staleness_warning() is None
 

@@ -101,7 +101,9 @@ def test_new_region_is_added_and_used(runvoy_home: Path) -> None:
     assert [c.old for c in plan.changes] == [None, None]
     refresh.apply_refresh(plan)
     assert "westeurope" in load_catalog().regions("azure")
-    assert estimate("azure", Resources(cpu=1, memory="1GiB"), 3600, region="westeurope").total == D("0.0494")
+    assert estimate(
+        "azure", Resources.model_validate(dict(cpu=1, memory="1GiB")), 3600, region="westeurope"
+    ).total == D("0.0494")
 
 
 def test_changed_price_within_limit_is_accepted(runvoy_home: Path) -> None:

@@ -99,7 +99,7 @@ def _forget_prices() -> None:
 def test_a_third_party_provider_gets_estimates_from_its_declared_prices(acme: None) -> None:
     from runvoy_core.cost.calculator import estimate
 
-    cost = estimate("acme", Resources(cpu=1, memory="2GiB"), 95)
+    cost = estimate("acme", Resources.model_validate(dict(cpu=1, memory="2GiB")), 95)
     # billed 100 s (10 s steps): 1 vCPU * 0.036/h + 2 GiB * 0.0036/h
     expected = (Decimal("0.036") + 2 * Decimal("0.0036")) * 100 / 3600
     assert abs(cost.total - expected) < Decimal("0.0000001")
@@ -112,7 +112,7 @@ def test_its_sizes_are_validated_and_listed(acme: None) -> None:
     with pytest.raises(
         ValidationFailed, match="acme cannot pair 1 vCPU with 4GiB; valid sizes: 1 vCPU: 1GiB/2GiB"
     ):
-        estimate("acme", Resources(cpu=1, memory="4GiB"), 60)
+        estimate("acme", Resources.model_validate(dict(cpu=1, memory="4GiB")), 60)
 
 
 def test_a_local_run_shows_what_it_would_have_cost_there(acme: None) -> None:

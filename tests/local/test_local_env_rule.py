@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from runvoy_cli.main import cli
 from runvoy_core.providers.local import envrule
 from runvoy_core.providers.local.config import MAX_PASS_ENV, LocalConfig
+from runvoy_core.records import RecordError as ValidationError
 
 FORM = re.compile(r"\A[A-Za-z_*?][A-Za-z0-9_*?]{0,127}\Z")
 """docs/configuration.md: a variable name or a glob of one (* and ?), at most 128 characters, at most 64."""

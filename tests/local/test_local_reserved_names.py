@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pydantic import ValidationError
 
 from runvoy_cli.main import cli
 from runvoy_core.api import Runvoy
 from runvoy_core.errors import UsageError
 from runvoy_core.models import ExecutionRequest
+from runvoy_core.records import RecordError as ValidationError
 
 RESERVED = ["RUNVOY_FENCE", "runvoy_fence", "Runvoy_Lock", "RUNVOY_EXECUTION_ID", "RUNVOY_FUTURE_THING"]
 

@@ -416,7 +416,9 @@ def test_podman_wraps_the_command(runvoy_home: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_resources_are_accepted_and_ignored(provider: LocalProvider) -> None:
-    provider.compute.validate(ExecutionRequest(command="true", resources={"cpu": 16, "memory": "120GiB"}))
+    provider.compute.validate(
+        ExecutionRequest.model_validate({"command": "true", "resources": {"cpu": 16, "memory": "120GiB"}})
+    )
     with pytest.raises(UsageError, match="workdir"):
         provider.compute.validate(ExecutionRequest(command="true", workdir="/no/such/dir"))
 

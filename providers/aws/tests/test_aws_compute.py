@@ -35,7 +35,7 @@ def test_the_container_gets_the_command_environment_and_size(provider, sim) -> N
         "e2e2e2e2e2e2",
         'echo "x=$X id=$RUNVOY_EXECUTION_ID"',
         env={"X": "42", "RUNVOY_EXECUTION_ID": "e2e2e2e2e2e2"},
-        resources=Resources(cpu="1", memory="4GiB"),
+        resources=Resources.model_validate(dict(cpu="1", memory="4GiB")),
     )
     ref = provider.compute.start(request_spec, "e2e2e2e2e2e2")
     wait_ended(provider, ref)
@@ -78,7 +78,7 @@ def test_a_task_definition_is_registered_once_per_content_and_reused(provider, s
 
 
 def test_arm64_and_spot_use_runtime_platform_and_fargate_spot(provider, sim) -> None:
-    resources = Resources(architecture="arm64", spot=True)
+    resources = Resources.model_validate(dict(architecture="arm64", spot=True))
     ref = provider.compute.start(spec("bbbbbbbbbbb1", "true", resources=resources), "bbbbbbbbbbb1")
     ecs = provider.clients.client("ecs")
     task = ecs.describe_tasks(cluster="runvoy", tasks=[ref])["tasks"][0]
@@ -101,7 +101,9 @@ def test_arm64_and_spot_use_runtime_platform_and_fargate_spot(provider, sim) -> 
 def test_invalid_fargate_sizes_fail_before_any_call(provider, cpu: str, memory: str, needle: str) -> None:
     counter = CallCounter()
     counter.attach_provider(provider)
-    request = ExecutionRequest(command="true", resources=Resources(cpu=cpu, memory=memory))
+    request = ExecutionRequest(
+        command="true", resources=Resources.model_validate(dict(cpu=cpu, memory=memory))
+    )
     with pytest.raises(UsageError) as caught:
         provider.compute.validate(request)
     assert needle in caught.value.message

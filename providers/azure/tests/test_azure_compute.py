@@ -38,7 +38,7 @@ def test_the_group_is_linux_never_restarting_tagged_and_sized(provider: Any, fak
         "true",
         env={"GREETING": "hello"},
         request_id="req-1",
-        resources=Resources(cpu="1", memory="1536MiB", spot=True),
+        resources=Resources.model_validate(dict(cpu="1", memory="1536MiB", spot=True)),
     )
     provider.compute.start(task, "aaaa00000002")
     group = fake_aci.group("runvoy-aaaa00000002")
@@ -161,7 +161,7 @@ def test_a_deleted_group_without_saved_state_is_unknown(provider: Any, fake_aci:
 def test_validate_refuses_what_aci_cannot_run(
     provider: Any, resources: dict[str, Any], fragment: str
 ) -> None:
-    request = ExecutionRequest(command="true", resources=Resources(**resources))
+    request = ExecutionRequest(command="true", resources=Resources.model_validate(dict(**resources)))
     with pytest.raises(UsageError) as caught:
         provider.compute.validate(request)
     assert fragment in caught.value.message

@@ -31,7 +31,7 @@ def valid_sizes() -> str:
 def effective_size(resources: Resources) -> tuple[int, int]:
     """The (vCPU, MiB) a job gets. A value the user gave must be valid as it is; a value left at the core's
     default (0.25 vCPU, 512 MiB, sizes Cloud Run jobs do not offer) is rounded up to the smallest valid one."""
-    explicit = resources.model_fields_set
+    explicit = resources.explicit
     cpu_given = "cpu" in explicit
     memory_given = "memory_mib" in explicit
     cpu: Decimal = resources.cpu

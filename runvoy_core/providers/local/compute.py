@@ -98,7 +98,7 @@ class LocalCompute:
         except ValueError:
             host = None
         asked = request.resources.architecture
-        if "architecture" in request.resources.model_fields_set and host is not None and asked != host:
+        if "architecture" in request.resources.explicit and host is not None and asked != host:
             raise UsageError(
                 f"the local provider runs on this machine's architecture ({host.value}), not {asked.value}",
                 hint="drop --arch, or choose a cloud provider with --provider",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from runvoy_core.records import Record, RecordError
 
 MAX_PASS_ENV = 64
 # a variable name in which * and ? stand for any characters (fnmatch without [sets]: no name needs them)
@@ -21,23 +21,27 @@ def _pass_env_pattern(pattern: str) -> str:
     return pattern
 
 
-class LocalConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class LocalConfig(Record, kw_only=True):
+    container_runtime: Literal["podman"] | None = None
+    """Run --image requests in a container with this runtime; without it --image is refused."""
+    runtime_path: str = "podman"
+    """The container runtime's executable."""
+    oci_runtime: str = "runc"
+    """The OCI runtime podman uses (--runtime)."""
+    shell: str = "/bin/sh"
+    """The shell that runs a command string."""
+    secret_env_prefix: str = ""
+    """Secret NAME is read from the caller's environment variable PREFIX+NAME."""
+    pass_env: list[str] = []
+    """Names or globs (AWS_*) of the caller's variables a run gets besides the base set; ["*"] passes all of
+    them (never RUNVOY_* nor variables under secret_env_prefix)."""
 
-    container_runtime: Literal["podman"] | None = Field(
-        default=None,
-        description="run --image requests in a container with this runtime; without it --image is refused",
-    )
-    runtime_path: str = Field(default="podman", description="the container runtime's executable")
-    oci_runtime: str = Field(default="runc", description="the OCI runtime podman uses (--runtime)")
-    shell: str = Field(default="/bin/sh", description="the shell that runs a command string")
-    secret_env_prefix: str = Field(
-        default="",
-        description="secret NAME is read from the caller's environment variable PREFIX+NAME",
-    )
-    pass_env: list[Annotated[str, AfterValidator(_pass_env_pattern)]] = Field(
-        default_factory=list,
-        max_length=MAX_PASS_ENV,
-        description="names or globs (AWS_*) of the caller's variables a run gets besides the base set; "
-        '["*"] passes all of them (never RUNVOY_* nor variables under secret_env_prefix)',
-    )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.pass_env) > MAX_PASS_ENV:
+            raise RecordError(f"at most {MAX_PASS_ENV} names or globs", "pass_env")
+        for pattern in self.pass_env:
+            try:
+                _pass_env_pattern(pattern)
+            except ValueError as exc:
+                raise RecordError(str(exc), "pass_env") from None
