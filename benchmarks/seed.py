@@ -26,7 +26,7 @@ BATCH = 5_000
 # a local store is one machine's: one user, local runs and those of a provider that keeps no records of its
 # own (aws stands in for it); labels and locks vary as in a team's scripts. 2 x 9 label sets x 3 lock choices
 # = 54 bucket identities, which the cost rollups' running totals are proportional to.
-PROVIDERS = ("local", "local", "local", "local", "aws")
+PROVIDERS = ("local", "aws")
 USERS = ("alice",)
 TEAMS = ("data", "web", "ml")
 ENVS = ("prod", "dev")
@@ -34,6 +34,7 @@ LOCKS = ("deploy", "etl")
 COMMANDS = ("make test", "python train.py", "pytest -q", "./deploy.sh", "dbt run")
 SPAN = timedelta(days=60)
 RNG_SEED = 14
+IDENTITIES = 2 * 9 * 3
 
 
 class _Templates:
@@ -61,11 +62,16 @@ def _execution(rng: random.Random, now: datetime, index: int, runs: int, templat
     started = created + timedelta(seconds=rng.uniform(0.2, 5))
     finished = min(started + timedelta(seconds=rng.randint(1, 3600)), now)
     seconds = max(1, round((finished - started).total_seconds()))
-    provider = rng.choice(PROVIDERS)
-    labels = {"team": rng.choice(TEAMS)}
-    if rng.random() < 0.5:
-        labels["env"] = rng.choice(ENVS)
-    lock = rng.choice(LOCKS) if rng.random() < 0.1 else None
+    # the bucket identity cycles with the index, so every size (from 54 runs in the period up) holds the same
+    # 54 identities: a team's label sets do not multiply with its number of runs, and the rollups' cost is
+    # per identity (decision 1405)
+    identity = index % IDENTITIES
+    provider = PROVIDERS[identity % 2]
+    label_set = (identity // 2) % 9
+    labels = {"team": TEAMS[label_set % 3]}
+    if label_set >= 3:
+        labels["env"] = ENVS[label_set // 3 - 1]
+    lock = (None, *LOCKS)[identity // 18]
     status = rng.choices((Status.SUCCEEDED, Status.FAILED, Status.TIMED_OUT), weights=(90, 8, 2), k=1)[0]
     billed = Decimal(seconds)
     if provider == "local":

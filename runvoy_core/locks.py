@@ -766,9 +766,14 @@ class LockManager:
 
     def list(self) -> list[tuple[LockRecord, str]]:
         from runvoy_core.lock_queue import is_queue_key
+        from runvoy_core.ports.optional import LockListing
 
+        # a register that can leave the queues' tickets out reads only the locks (flat with the number of runs)
+        entries = (
+            self.register.list_locks() if isinstance(self.register, LockListing) else self.register.list()
+        )
         return sorted(
-            ((_load(value), value.version) for key, value in self.register.list() if not is_queue_key(key)),
+            ((_load(value), value.version) for key, value in entries if not is_queue_key(key)),
             key=lambda rv: rv[0].name,
         )
 

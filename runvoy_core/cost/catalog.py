@@ -13,12 +13,14 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runvoy_core.cost.rules import load_rules
 from runvoy_core.cost.source import load_price_sources
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 CACHE_DIR_NAME = "cost"
 CACHE_PRICES = "prices.csv"

@@ -11,11 +11,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
     from runvoy_core.cost.catalog import PriceRow
     from runvoy_core.plugins.manager import LoadedPlugins
 

@@ -50,8 +50,10 @@ def fingerprint() -> list[tuple[str, int]]:
 
 
 def cache_file(cache_dir: Path, group: str) -> Path:
-    # one file per interpreter environment: two virtual environments never share an answer
-    key = hashlib.sha256(f"{sys.prefix}\0{sys.executable}\0{group}".encode()).hexdigest()[:16]
+    # one file per interpreter environment and search path: two virtual environments never share an answer,
+    # and `python -c` (whose path starts with "") and the console script do not overwrite each other's
+    key = "\0".join([sys.prefix, sys.executable, group, *sys.path])
+    key = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir / f"entry-points-{key}.json"
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from runvoy_core.cost.rollups import RollupRow
     from runvoy_core.models import Execution
+    from runvoy_core.ports.locks import Versioned
 
 
 @runtime_checkable
@@ -118,6 +119,15 @@ class CostTotals(Protocol):
         """One row per day and provider (user, lock and labels left out; the first day dated the hour of
         ``since``): the runs that ended since then, for the report by day."""
         ...
+
+
+@runtime_checkable
+class LockListing(Protocol):
+    """A lock register that lists the locks and their slots without the lock queues' tickets: a register's
+    ``list`` returns every entry, and a cloud register keeps a ticket per run that ever queued, so
+    ``runvoy locks list`` would grow with the number of runs (issue 14)."""
+
+    def list_locks(self) -> list[tuple[str, Versioned]]: ...
 
 
 @runtime_checkable

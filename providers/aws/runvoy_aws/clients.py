@@ -248,6 +248,9 @@ class AwsClients:
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
             user_agent_extra="runvoy",
+            # one process may follow many runs from many threads (the shared poller, the server): botocore's
+            # default pool of 10 would open and drop connections
+            max_pool_connections=50,
         )
 
     def client(self, service: str, *, single_attempt: bool = False) -> Any:

@@ -446,3 +446,18 @@ def test_setup_adds_the_locks_index_to_an_older_locks_table_and_tags_its_locks(a
         assert again["action"] == "exists"
     finally:
         provider.close()
+
+
+def test_locks_list_reads_the_locks_index_never_the_queue_tickets(data_provider) -> None:
+    """`runvoy locks list` (LockManager.list) uses the register's list_locks: no Scan of every entry."""
+    from runvoy_core.locks import LockManager
+
+    locks = data_provider.locks
+    assert locks.create_if_absent("etl", {"name": "etl", "state": "held", "fence": 1})
+    for n in range(30):  # one ticket per run that ever queued
+        assert locks.create_if_absent(f"etl~{n}", {"holder": {}})
+    reads = Reads(data_provider)
+    calls, items, listed = reads.measure(lambda: LockManager(locks).list())
+    assert [record.name for record, _ in listed] == ["etl"]
+    assert "Scan" not in calls, calls
+    assert items.get("BatchGetItem", 0) == 1, items

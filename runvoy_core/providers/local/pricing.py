@@ -3,12 +3,12 @@ shows what it would have cost on each cloud provider that declares prices)."""
 
 from __future__ import annotations
 
-from importlib.resources import files
+from pathlib import Path
 
 from runvoy_core.cost.source import PriceSource
 
-PRICING = PriceSource(
-    provider="local",
-    rules=files("runvoy_core.providers.local") / "data" / "billing.toml",
-    prices=files("runvoy_core.providers.local") / "data" / "prices.csv",
-)
+# files next to this module: the core is installed as files, and importlib.resources (with zipfile and
+# tempfile behind it) would cost every local run's cost computation more than reading them does
+DATA = Path(__file__).parent / "data"
+
+PRICING = PriceSource(provider="local", rules=DATA / "billing.toml", prices=DATA / "prices.csv")
