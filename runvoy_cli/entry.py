@@ -3,13 +3,16 @@
 ``runvoy --help`` has a 50 ms budget (issue 14) and importing click alone takes most of it on a small machine.
 The top-level help changes only when runvoy changes and depends only on the terminal's width, so the text
 click renders is kept in ``<RUNVOY_HOME>/cache`` under a key made of both, and printed from there afterwards
-(decision 1412). Everything else goes to ``runvoy_cli.main``.
+(decision 1412). For ``runvoy run`` the local supervisor is started first, before anything is imported, so
+that it starts on the other core while the CLI starts (decision 0213). Everything else goes to
+``runvoy_cli.main``.
 """
 
 import os
 import sys
 
 HELP_ARGS = (["--help"], ["-h"])
+GLOBAL_OPTIONS_WITH_VALUE = ("--provider", "-p", "--profile", "--log-format", "--log-level")
 MAX_CONTENT_WIDTH = 100
 """The CLI group's ``max_content_width`` (runvoy_cli.main): wider terminals get the same text."""
 
@@ -28,9 +31,43 @@ def console_main() -> None:
             text = render_help()
             _store(path, text)
             _print_and_exit(text)
+    if may_run_locally(sys.argv[1:]):
+        from runvoy_core.providers.local import standby
+
+        standby.start_ahead()
     from runvoy_cli.main import console_main as full
 
     full()
+
+
+def may_run_locally(args: list[str]) -> bool:
+    """Whether this command line may start a local run: ``run`` (after the global options), not a dry run or
+    a help page, and no other provider named on the line or in RUNVOY_PROVIDER. The config file may still
+    name another provider; then the supervisor started ahead just exits."""
+    provider = os.environ.get("RUNVOY_PROVIDER") or "local"
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in GLOBAL_OPTIONS_WITH_VALUE:
+            if arg in ("--provider", "-p") and index + 1 < len(args):
+                provider = args[index + 1]
+            index += 2
+        elif arg.startswith("--provider="):
+            provider = arg.partition("=")[2]
+            index += 1
+        elif arg.startswith("-") and arg != "-":
+            index += 1
+        else:
+            rest = args[index + 1 :]
+            if arg != "run" or {"--help", "-h", "--dry-run"} & set(rest):
+                return False
+            for position, word in enumerate(rest):  # run's own --provider
+                if word in ("--provider", "-p") and position + 1 < len(rest):
+                    provider = rest[position + 1]
+                elif word.startswith("--provider="):
+                    provider = word.partition("=")[2]
+            return provider == "local"
+    return False
 
 
 def terminal_columns() -> int:

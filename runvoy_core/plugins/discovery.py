@@ -10,10 +10,10 @@ each ``sys.path`` entry with its mtime — and read again only when the fingerpr
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,8 @@ def cache_file(cache_dir: Path, group: str) -> Path:
     # one file per interpreter environment and search path: two virtual environments never share an answer,
     # and `python -c` (whose path starts with "") and the console script do not overwrite each other's
     key = "\0".join([sys.prefix, sys.executable, group, *sys.path])
-    key = hashlib.sha256(key.encode()).hexdigest()[:16]
+    # crc32, not a cryptographic hash: a collision only means the fingerprint inside does not match
+    key = f"{zlib.crc32(key.encode()):08x}"
     return cache_dir / f"entry-points-{key}.json"
 
 

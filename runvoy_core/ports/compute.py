@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -90,6 +89,8 @@ class TaskState(Record, kw_only=True):
 def make_store_id(*parts: str) -> str:
     """A short, stable id of a store, derived from what locates it (provider, account/region, table or
     bucket), valid as an ECS tag, a Cloud Run label and an ACI tag value (decision 0016)."""
+    import hashlib  # here, not at import: every command imports this module, few make a store id
+
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12]
 
 

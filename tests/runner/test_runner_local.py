@@ -67,10 +67,10 @@ def test_detached_run_finishes_without_a_watcher(rv: Runvoy) -> None:
 
 def test_orphaned_record_becomes_lost(rv: Runvoy) -> None:
     """A submitter that died between writing the record and starting the task leaves PENDING behind."""
-    from runvoy_core.models import Execution
+    from runvoy_core.models import Execution, ExecutionRequest
     from runvoy_core.runner import ORPHAN_AFTER
 
-    record = Execution(id="0rphan000000", provider="local", request={"command": "true"})
+    record = Execution(id="0rphan000000", provider="local", request=ExecutionRequest(command="true"))
     record.created_at = record.created_at - ORPHAN_AFTER - timedelta(seconds=1)
     rv.store.create(record)
     after = rv.status("0rphan")

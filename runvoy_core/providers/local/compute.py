@@ -33,7 +33,7 @@ from typing import Any
 from runvoy_core.errors import ImageNotSupported, NotFound, StartFailed, UsageError
 from runvoy_core.models import Architecture, ExecutionRequest
 from runvoy_core.ports.compute import TaskPhase, TaskSpec, TaskState, make_store_id
-from runvoy_core.providers.local import db, envrule, procinfo
+from runvoy_core.providers.local import db, envrule, procinfo, standby
 from runvoy_core.providers.local.config import LocalConfig
 from runvoy_core.providers.local.supervisor import BOOT, HOME_ENV, PASSED_ENV
 
@@ -56,7 +56,7 @@ _TASK_COLUMNS = (
 )
 
 # supervisors this process started: polled so that they never linger as zombies in a long-lived caller
-_CHILDREN: dict[str, subprocess.Popen[bytes]] = {}
+_CHILDREN: dict[str, subprocess.Popen[bytes] | _Spawned] = {}
 _CHILDREN_LOCK = threading.Lock()
 
 
@@ -210,7 +210,14 @@ class LocalCompute:
         if spec.image:  # podman runs with the caller's environment (DBUS_*, CONTAINERS_*...); the container
             # gets only the -e names of command_argv, so the rule holds inside it all the same
             passed = envrule.passed_names(os.environ, ["*"], "")
-        env = {**os.environ, **secrets, HOME_ENV: str(self.home), PASSED_ENV: json.dumps(passed)}
+        added = {**secrets, HOME_ENV: str(self.home), PASSED_ENV: json.dumps(passed)}
+        ahead = standby.take()
+        if ahead is not None:  # a supervisor the CLI started ahead, waiting for these orders (decision 0213)
+            pid, orders_pipe = ahead
+            orders = json.dumps({"task": ref, "env": added}).encode() + b"\n"
+            if standby.give_orders(orders_pipe, orders):
+                return self._started(ref, _Spawned(pid))
+        env = {**os.environ, **added}
         try:
             child = subprocess.Popen(
                 [sys.executable, "-S", "-c", BOOT, _PACKAGES_DIR, ref],
@@ -228,6 +235,10 @@ class LocalCompute:
                     (time.time(), f"cannot start the supervisor: {exc}", ref),
                 )
             raise StartFailed(f"cannot start the local supervisor: {exc}") from None
+        return self._started(ref, child)
+
+    def _started(self, ref: str, child: subprocess.Popen[bytes] | _Spawned) -> str:
+        conn = self._state.get()
         with _CHILDREN_LOCK:
             _CHILDREN[ref] = child
         # the supervisor records this itself too; writing it here closes the window before it does
@@ -445,3 +456,33 @@ def _sleep_on_pid(pid: int, timeout: float) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+class _Spawned:
+    """A supervisor this process started ahead (standby.py), with the part of Popen's interface used here."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere
+                self.returncode = 0
+                return self.returncode
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise subprocess.TimeoutExpired([str(self.pid)], timeout or 0.0)
+            if not _sleep_on_pid(self.pid, 1.0 if remaining is None else min(remaining, 1.0)):
+                time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode

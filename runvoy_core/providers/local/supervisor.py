@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 BOOT = (
     "import sys; '' in sys.path and sys.path.remove(''); sys.path.append(sys.argv.pop(1)); "
-    "from runvoy_core.providers.local.supervisor import main; sys.exit(main())"
+    "from runvoy_core.providers.local.supervisor import main; import os; os._exit(main())"
 )
 """``python -S -c BOOT <directory holding runvoy_core> <task id>``: how LocalCompute starts a supervisor.
 One line, so that `ps` shows it whole. The directory goes last, where site would have put it (it may be a
@@ -361,6 +361,29 @@ class Supervisor:
                 return
             except sqlite3.OperationalError:  # locked past the busy timeout: the outcome must land
                 time.sleep(0.2)
+
+
+def ahead() -> int:
+    """A supervisor started before its task (standby.start_ahead): its orders come as one JSON line on stdin —
+    ``{"task": ID, "env": {NAME: VALUE}}``, the variables a supervisor started for the task would have had
+    added to its environment — once the task row exists. End of file instead: nothing to do."""
+    line = b""
+    try:
+        while not line.endswith(b"\n"):
+            chunk = os.read(0, 65536)
+            if not chunk:
+                break
+            line += chunk
+    except OSError:
+        return 0
+    if not line.strip():
+        return 0
+    orders = _loads(line.decode())
+    os.environ.update(orders["env"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)  # as a supervisor started for its task: stdin on /dev/null
+    os.close(null)
+    return main([orders["task"]])
 
 
 def main(argv: list[str] | None = None) -> int:
