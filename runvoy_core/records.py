@@ -109,6 +109,17 @@ def _decode(kind: type, value: Any) -> Any:
 def _encode(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, datetime):  # a subclass (proto-plus's DatetimeWithNanoseconds): as the plain type
+        return datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            value.tzinfo,
+        )
     for marker, (stored, _) in _PARSERS.items():
         if isinstance(value, marker):
             return stored(value)

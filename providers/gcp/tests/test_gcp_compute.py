@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from runvoy_core.errors import StartFailed, ValidationFailed
-from runvoy_core.models import ExecutionRequest
+from runvoy_core.models import ExecutionRequest, Resources
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
 from runvoy_core.testing.waiting import DEADLINE, wait_for
 
@@ -46,7 +46,9 @@ def test_run_reports_exit_code_times_and_logs(provider, fake_run) -> None:
 
 def test_job_is_created_once_per_content_with_run_once_settings(provider, fake_run, project) -> None:
     refs = [provider.compute.start(spec_for(f"exit {i}", f"e{i}"), f"e{i}") for i in range(3)]
-    other = provider.compute.start(spec_for("true", "e9", resources={"cpu": 2, "memory": "1GiB"}), "e9")
+    other = provider.compute.start(
+        spec_for("true", "e9", resources=Resources.model_validate({"cpu": 2, "memory": "1GiB"})), "e9"
+    )
     jobs = {name: job for name, job in fake_run.jobs.items() if f"/{project}/" in name}
     assert len(jobs) == 2
     assert {r.split("/executions/")[0] for r in refs} != {other.split("/executions/")[0]}
@@ -90,7 +92,9 @@ def test_max_retries_zero_is_sent(provider, fake_run, project) -> None:
 def test_invalid_sizes_are_refused_before_any_call(provider, fake_run, resources, message) -> None:
     before = len(fake_run.server.calls)
     with pytest.raises(ValidationFailed) as err:
-        provider.compute.validate(ExecutionRequest(command="true", resources=resources))
+        provider.compute.validate(
+            ExecutionRequest.model_validate({"command": "true", "resources": resources})
+        )
     assert message in err.value.message
     if "cpu" in message or "memory" in message:
         assert "1 vCPU: 512MiB-4GiB" in err.value.message
@@ -105,7 +109,9 @@ def test_default_size_rounds_up_to_smallest_job_size(provider, fake_run, project
         "cpu": "1",
         "memory": "512Mi",
     }
-    provider.compute.start(spec_for("true", "e2", resources={"memory": "6GiB"}), "e2")
+    provider.compute.start(
+        spec_for("true", "e2", resources=Resources.model_validate({"memory": "6GiB"})), "e2"
+    )
     limits = [
         j["template"]["template"]["containers"][0]["resources"]["limits"]
         for n, j in fake_run.jobs.items()
