@@ -275,11 +275,13 @@ def fresh_home(template: Path, scratch: Path) -> Iterator[Path]:
 
 
 def prepare_template(inst: Install, env: dict[str, str], scratch: Path) -> tuple[Path, str]:
-    """A RUNVOY_HOME holding one ended `true` run; the run's id."""
+    """A RUNVOY_HOME as a user's is after a first use: one ended `true` run, and what runvoy remembers between
+    commands (the plugins it found, the help text: decisions 1411, 1412); the run's id."""
     home = scratch / f"template-{inst.mode}"
     home.mkdir()
     henv = home_env(env, home)
     subprocess.run([inst.runvoy, "run", "true"], env=henv, check=True, capture_output=True)
+    subprocess.run([inst.runvoy, "--help"], env=henv, check=True, capture_output=True)
     return home, first_run_id(inst, henv)
 
 
