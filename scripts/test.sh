@@ -42,4 +42,6 @@ echo "== lint" >&2
 .venv/bin/mypy --strict examples/provider-template/runvoy_template >&2  # the provider template, as typed
 
 echo "== tests" >&2
-exec .venv/bin/python -m pytest "$@"
+# two workers, a test file per worker at a time (its servers are started once): the suite fits the
+# 15-minute budget on the 2-core CI machine (decision 1413)
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
