@@ -6,7 +6,7 @@
 What it does (docs/performance.md explains how to read the result):
 1. Installs runvoy the README's way, once per install mode: a `git clone` of --source (default: this
    repository, i.e. its HEAD; uncommitted changes are not in a clone) into a temporary directory, then the
-   set-up command read from that clone's README.md (`python3 -m pip install uv && python3 -m uv run ...`).
+   set-up command read from that clone's README.md (`python3 scripts/bootstrap.py run ...`).
    The two modes are PYTHONDONTWRITEBYTECODE=1 and PYTHONDONTWRITEBYTECODE unset; each has its own clone
    and install, and every later command of that mode runs with the same setting, so `.pyc` files written by
    the unset mode never help the other one. Nothing here compiles bytecode: what is there is what the
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib
 import json
@@ -52,11 +53,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 
-MODES = ("dont_write_bytecode", "write_bytecode")
+INSTALL_MODES = ("dont_write_bytecode", "write_bytecode")
+# each install is measured twice: served by the warm process (the default, decision 1414), and cold
+# (RUNVOY_WARM=0: the first command after an idle spell, or where the warm process is turned off)
+MODES = (*INSTALL_MODES, *(f"{m}_cold" for m in INSTALL_MODES))
 MODE_LABELS = {
+    "dont_write_bytecode": "PYTHONDONTWRITEBYTECODE=1, warm",
+    "write_bytecode": "PYTHONDONTWRITEBYTECODE unset, warm",
+    "dont_write_bytecode_cold": "PYTHONDONTWRITEBYTECODE=1, cold",
+    "write_bytecode_cold": "PYTHONDONTWRITEBYTECODE unset, cold",
+}
+INSTALL_LABELS = {
     "dont_write_bytecode": "PYTHONDONTWRITEBYTECODE=1",
     "write_bytecode": "PYTHONDONTWRITEBYTECODE unset",
 }
+WARM_RUNTIME = Path(tempfile.mkdtemp(prefix="rvb"))
+"""The bench's own XDG_RUNTIME_DIR: its warm processes are its own, and stopped at the end."""
 COMMAND_TARGET_MS = 100.0
 HELP_TARGET_MS = 50.0
 SIZE_TARGET_RATIO = 1.5
@@ -64,7 +76,10 @@ CONCURRENT_TARGET_S = 10.0
 SUPERVISOR_TARGET_MB = 20.0
 FOLLOWER_PROVIDERS = ("aws", "gcp", "azure")
 SAMPLE_TIMEOUT_S = 120.0
-README_COMMAND = re.compile(r"^python3 -m pip install uv && python3 -m uv run .*$", re.MULTILINE)
+# the README's first command; older commits (before decision 2101) installed uv with pip
+README_COMMAND = re.compile(
+    r"^python3 (?:scripts/bootstrap\.py|-m pip install uv && python3 -m uv run) .*$", re.MULTILINE
+)
 ESTIMATE = ["cost", "estimate", "--cpu", "1", "--memory", "2GiB", "--duration", "10m"]
 
 
@@ -155,11 +170,22 @@ def mode_env(mode: str, base: dict[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = os.pathsep.join(
         p for p in env.get("PATH", "").split(os.pathsep) if p and not (Path(p).parent / "pyvenv.cfg").exists()
     )
-    if mode == "dont_write_bytecode":
+    if mode.startswith("dont_write_bytecode"):
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     else:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["RUNVOY_WARM"] = "0" if mode.endswith("_cold") else "1"
+    env["XDG_RUNTIME_DIR"] = str(WARM_RUNTIME)
     return env
+
+
+def stop_warm_processes() -> None:
+    for lock in (WARM_RUNTIME / "runvoy").glob("*.lock"):
+        text = lock.read_text().strip()
+        if text.isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(text), 9)
+    shutil.rmtree(WARM_RUNTIME, ignore_errors=True)
 
 
 def home_env(env: dict[str, str], home: Path) -> dict[str, str]:
@@ -183,9 +209,7 @@ def count_pyc(root: Path, under: list[Path]) -> dict[str, dict[str, int]]:
 def readme_command(checkout: Path) -> str:
     match = README_COMMAND.search((checkout / "README.md").read_text())
     if match is None:
-        raise SystemExit(
-            f"no `python3 -m pip install uv && python3 -m uv run ...` line in {checkout}/README.md"
-        )
+        raise SystemExit(f"no `python3 scripts/bootstrap.py ...` line in {checkout}/README.md")
     return match.group(0)
 
 
@@ -282,6 +306,12 @@ def prepare_template(inst: Install, env: dict[str, str], scratch: Path) -> tuple
     henv = home_env(env, home)
     subprocess.run([inst.runvoy, "run", "true"], env=henv, check=True, capture_output=True)
     subprocess.run([inst.runvoy, "--help"], env=henv, check=True, capture_output=True)
+    if not inst.mode.endswith("_cold"):
+        before = set((WARM_RUNTIME / "runvoy").glob("*.sock"))
+        subprocess.run([inst.runvoy, "list"], env=henv, check=True, capture_output=True)
+        deadline = time.monotonic() + 60
+        while set((WARM_RUNTIME / "runvoy").glob("*.sock")) == before and time.monotonic() < deadline:
+            time.sleep(0.05)  # set-up of a benchmark: waiting for this mode's warm process to listen
     return home, first_run_id(inst, henv)
 
 
@@ -348,7 +378,8 @@ def measure_commands(
                     "samples": len(samples[key]),
                     "ratio_to_python": round(median / floors[mode], 2) if mode in floors else None,
                 }
-                if row.target_ms is not None:
+                if row.target_ms is not None and not mode.endswith("_cold"):
+                    # targets are on how a user runs runvoy (warm, the default); cold is shown beside it
                     cell["met"] = median * 1000 <= row.target_ms
                 modes[mode] = cell
         entry: dict[str, Any] = {
@@ -359,7 +390,7 @@ def measure_commands(
             "modes": modes,
         }
         if row.target_ms is not None:
-            entry["met"] = all(c.get("met") is True for c in modes.values())
+            entry["met"] = all(c.get("met") is True for m, c in modes.items() if not m.endswith("_cold"))
         result.append(entry)
     return result
 
@@ -482,7 +513,11 @@ def measure_concurrency(installs: dict[str, Install], runs: int) -> dict[str, An
             values.get("all_running_s", float("inf")) <= CONCURRENT_TARGET_S
             and values.get("supervisor_rss_max_mb", float("inf")) <= SUPERVISOR_TARGET_MB
         )
-        out["modes"][mode] = {"status": "measured", "values": values, "met": met}
+        cell: dict[str, Any] = {"status": "measured", "values": values}
+        if not mode.endswith("_cold"):  # the target is on the default (warm) start; cold is for reference
+            # and a warm row must really have been served warm
+            cell["met"] = met and values.get("served_warm") == values.get("runs")
+        out["modes"][mode] = cell
     return out
 
 
@@ -527,16 +562,13 @@ def fmt_cell(cell: dict[str, Any]) -> tuple[str, str]:
 def met_text(entry: dict[str, Any]) -> str:
     if "met" not in entry:
         return "-"
-    per_mode = [c.get("met") for c in entry["modes"].values()]
+    judged = {m: c for m, c in entry["modes"].items() if not m.endswith("_cold")}
+    per_mode = [c.get("met") for c in judged.values()]
     if all(m is True for m in per_mode):
         return "yes"
     if all(m is False for m in per_mode):
         return "NO"
-    return (
-        "NO ("
-        + ", ".join(MODE_LABELS[m] for m, c in entry["modes"].items() if c.get("met") is not True)
-        + ")"
-    )
+    return "NO (" + ", ".join(MODE_LABELS[m] for m, c in judged.items() if c.get("met") is not True) + ")"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -555,6 +587,11 @@ def markdown(report: dict[str, Any]) -> str:
             f"- {MODE_LABELS[mode]}: {how}" + (f"; `.py` files with a `.pyc` after it: {pyc}" if pyc else "")
         )
     lines.append(f"- peer: {report['peer']}")
+    lines.append("")
+    lines.append(
+        "Targets are judged on the warm columns, the default way runvoy runs (decision 1414); the cold columns"
+        " (RUNVOY_WARM=0) are what the first command after an idle spell costs."
+    )
     lines.append("")
     head = "| command | " + " | ".join(f"{MODE_LABELS[m]} | x floor" for m in modes) + " | target | met |"
     lines += [head, "|---|" + "---:|---:|" * len(modes) + "---|---|"]
@@ -625,7 +662,8 @@ def markdown(report: dict[str, Any]) -> str:
             shown = ", ".join(
                 f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in cell["values"].items()
             )
-            lines.append(f"- {MODE_LABELS[mode]}: {shown}; met: {'yes' if cell['met'] else 'NO'}")
+            verdict = ("yes" if cell["met"] else "NO") if "met" in cell else "no target (cold, for reference)"
+            lines.append(f"- {MODE_LABELS[mode]}: {shown}; met: {verdict}")
     fol = report["followers"]
     lines += [
         "",
@@ -682,12 +720,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="runvoy-bench-") as tmp:
         scratch = Path(tmp)
         installs: dict[str, Install] = {}
-        for mode in MODES:
+        for mode in INSTALL_MODES:
             if args.skip_install:
                 installs[mode] = existing(args.skip_install, mode)
             else:
-                progress(f"installing ({MODE_LABELS[mode]})")
+                progress(f"installing ({INSTALL_LABELS[mode]})")
                 installs[mode] = install(args.source, mode, scratch)
+        for mode in INSTALL_MODES:  # the same install, started cold
+            installs[f"{mode}_cold"] = dataclasses.replace(installs[mode], mode=f"{mode}_cold")
         if not args.no_peer:
             progress("installing the peer (pip install awscli)")
         peer_path, peer_note = (None, "--no-peer") if args.no_peer else install_peer(scratch)
@@ -697,10 +737,12 @@ def main(argv: list[str] | None = None) -> int:
         report["installs"] = {
             mode: {
                 "how": (
-                    f"existing venv {inst.venv} (--skip-install), shared by both modes"
+                    f"the {INSTALL_LABELS[mode.removesuffix('_cold')]} install, every command with RUNVOY_WARM=0"
+                    if mode.endswith("_cold")
+                    else f"existing venv {inst.venv} (--skip-install), shared by all modes"
                     if inst.checkout is None
                     else f"`git clone {args.source}` (commit {inst.commit}) + the README's command "
-                    f"`{readme_command(inst.checkout)}` with {MODE_LABELS[mode]}, {inst.seconds:.1f} s"
+                    f"`{readme_command(inst.checkout)}` with {INSTALL_LABELS[mode]}, {inst.seconds:.1f} s"
                 ),
                 "venv": str(inst.venv),
                 "install_seconds": inst.seconds,
@@ -753,6 +795,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_followers
             else measure_follow(follower_runs)
         )
+    stop_warm_processes()
     progress("done")
     if args.json:
         print(json.dumps(report, indent=2, default=str))

@@ -76,7 +76,7 @@ def handle_errors(func: F) -> F:
         ):
             raise
         except (RunvoyError, Exception) as exc:
-            from runvoy_cli.main import render_error
+            from runvoy_cli.output import render_error
 
             raise SystemExit(render_error(exc)) from None
 

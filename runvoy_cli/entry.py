@@ -31,6 +31,19 @@ def console_main() -> None:
             text = render_help()
             _store(path, text)
             _print_and_exit(text)
+    if _warm_command(sys.argv[1:]):
+        from runvoy_cli.warm import client, common
+
+        if common.enabled():
+            status = client.run(sys.argv)
+            if status is not None:
+                os._exit(status)
+    cold_main()
+
+
+def cold_main() -> None:
+    """The command, in this process (a warm child calls this too, once it has become the caller)."""
+    _no_closed_streams()
     if may_run_locally(sys.argv[1:]):
         from runvoy_core.providers.local import standby
 
@@ -40,10 +53,24 @@ def console_main() -> None:
     full()
 
 
-def may_run_locally(args: list[str]) -> bool:
-    """Whether this command line may start a local run: ``run`` (after the global options), not a dry run or
-    a help page, and no other provider named on the line or in RUNVOY_PROVIDER. The config file may still
-    name another provider; then the supervisor started ahead just exits."""
+def _no_closed_streams() -> None:
+    """A standard stream the caller closed (``runvoy list >&-``) is None in Python: what would go there goes
+    to /dev/null instead, as a daemon's output does, rather than failing the command with a traceback."""
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115 (lives as long as the process)
+
+
+def _warm_command(args: list[str]) -> bool:
+    index, _ = command_word(args)
+    from runvoy_cli.warm.common import COMMANDS
+
+    return index < len(args) and args[index] in COMMANDS
+
+
+def command_word(args: list[str]) -> tuple[int, str]:
+    """Where the subcommand is (the first word after the global options; ``len(args)`` when there is none)
+    and the provider the global options or RUNVOY_PROVIDER name (``local`` when none does)."""
     provider = os.environ.get("RUNVOY_PROVIDER") or "local"
     index = 0
     while index < len(args):
@@ -58,16 +85,26 @@ def may_run_locally(args: list[str]) -> bool:
         elif arg.startswith("-") and arg != "-":
             index += 1
         else:
-            rest = args[index + 1 :]
-            if arg != "run" or {"--help", "-h", "--dry-run"} & set(rest):
-                return False
-            for position, word in enumerate(rest):  # run's own --provider
-                if word in ("--provider", "-p") and position + 1 < len(rest):
-                    provider = rest[position + 1]
-                elif word.startswith("--provider="):
-                    provider = word.partition("=")[2]
-            return provider == "local"
-    return False
+            return index, provider
+    return len(args), provider
+
+
+def may_run_locally(args: list[str]) -> bool:
+    """Whether this command line may start a local run: ``run`` (after the global options), not a dry run or
+    a help page, and no other provider named on the line or in RUNVOY_PROVIDER. The config file may still
+    name another provider; then the supervisor started ahead just exits."""
+    index, provider = command_word(args)
+    if args[index : index + 1] != ["run"]:
+        return False
+    rest = args[index + 1 :]
+    if {"--help", "-h", "--dry-run"} & set(rest):
+        return False
+    for position, item in enumerate(rest):  # run's own --provider
+        if item in ("--provider", "-p") and position + 1 < len(rest):
+            provider = rest[position + 1]
+        elif item.startswith("--provider="):
+            provider = item.partition("=")[2]
+    return provider == "local"
 
 
 def terminal_columns() -> int:

@@ -59,10 +59,19 @@ def bad_value(ctx: click.Context | None, param: click.Parameter | None, problem:
 class FormType(click.ParamType[Any, Any]):
     """A string checked against a Form; the text is passed on unchanged (the API parses it again)."""
 
-    def __init__(self, form: Form, metavar: str | None = None) -> None:
+    def __init__(self, form: Form, metavar: str | None = None, complete: str | None = None) -> None:
         self.form = form
         self.name = form.name
         self._metavar = metavar
+        self._complete = complete
+        """The kind of value the shell completes (runvoy_cli/commands/completion.py), if any."""
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        if self._complete is None:
+            return super().shell_complete(ctx, param, incomplete)
+        from runvoy_cli.commands.completion import complete_value
+
+        return complete_value(self._complete, ctx, incomplete)
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
         return self._metavar
@@ -96,24 +105,26 @@ SINCE = FormType(inputs.SINCE)
 ESTIMATE_DURATION = FormType(inputs.ESTIMATE_DURATION)
 CPU = FormType(inputs.CPU)
 MEMORY = FormType(inputs.MEMORY)
-PROVIDER = FormType(inputs.PROVIDER)
-PROFILE = FormType(inputs.PROFILE)
+PROVIDER = FormType(inputs.PROVIDER, complete="providers")
+PROFILE = FormType(inputs.PROFILE, complete="profiles")
 REGION = FormType(inputs.REGION)
 IMAGE = FormType(inputs.IMAGE)
-LOCK_NAME = FormType(inputs.LOCK_NAME)
-LOCK_REF = FormType(inputs.LOCK_REF)
-EXECUTION_ID = FormType(inputs.EXECUTION_ID)
+LOCK_NAME = FormType(inputs.LOCK_NAME, complete="locks")
+LOCK_REF = FormType(inputs.LOCK_REF, complete="locks")
+EXECUTION_ID = FormType(inputs.EXECUTION_ID, complete="executions")
 SECRET_NAME = FormType(inputs.SECRET_NAME)
 ENV_PAIR = FormType(inputs.ENV_PAIR)
 LABEL_PAIR = FormType(inputs.LABEL_PAIR)
 COMMAND_WORD = FormType(inputs.COMMAND_WORD)
 PATH = FormType(inputs.PATH)
+PLAYBOOK = FormType(inputs.PATH, complete="playbooks")
 GREP = FormType(inputs.GREP)
 BUDGET_NAME = FormType(inputs.BUDGET_NAME)
 AMOUNT = FormType(inputs.AMOUNT)
 ALERT_AT = FormType(inputs.ALERT_AT)
 SCOPE = FormType(inputs.SCOPE)
 CURRENCY = FormType(inputs.CURRENCY)
+PROVIDER_SETTING = FormType(inputs.PROVIDER_SETTING)
 
 
 def check_argv(argv: list[str]) -> None:

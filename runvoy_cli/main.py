@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -15,6 +17,7 @@ from runvoy_cli.context import CliState
 
 # name -> (module, one-line help). The help text lives here so that listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("runvoy_cli.commands.init", "Set runvoy up: provider, credentials, region, sizes, a first run."),
     "run": ("runvoy_cli.commands.run", "Run a command (or a playbook) and stream its logs."),
     "status": ("runvoy_cli.commands.status", "Show an execution's status, exit code, cost and history."),
     "logs": ("runvoy_cli.commands.logs", "Print an execution's logs (-f to follow)."),
@@ -28,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "providers": ("runvoy_cli.commands.providers", "List installed providers and plugin errors."),
     "setup": ("runvoy_cli.commands.setup", "Create or check what a provider needs."),
     "config": ("runvoy_cli.commands.config", "Show or validate the configuration."),
+    "completion": ("runvoy_cli.commands.completion", "Print the shell completion script (bash, zsh, fish)."),
 }
 
 
@@ -42,6 +46,19 @@ class LazyGroup(click.Group):
         module = importlib.import_module(entry[0])
         command: click.Command = module.cli
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """The command names with their help line from the table, not from each command: completing
+        `runvoy <TAB>` must not import every command module."""
+        from click.shell_completion import CompletionItem
+
+        results: list[Any] = [
+            CompletionItem(name, help=help_text)
+            for name, (_, help_text) in COMMANDS.items()
+            if name.startswith(incomplete)
+        ]
+        results.extend(click.Command.shell_complete(self, ctx, incomplete))  # the group's own options
+        return results
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_text) for name, (_, help_text) in COMMANDS.items()]
@@ -159,10 +176,7 @@ def console_main() -> None:
     except SystemExit as exc:
         code = exc.code
     import atexit
-    import threading
 
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
-        sys.exit(code)
     if code is None:
         status = 0
     elif isinstance(code, int):
@@ -170,31 +184,36 @@ def console_main() -> None:
     else:  # sys.exit("message"): printed, exit status 1, as the interpreter does
         print(code, file=sys.stderr)
         status = 1
+        code = 1
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (BrokenPipeError, OSError, ValueError):
             pass
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        threading.Thread(target=_report_when_threads_end, args=(status,), daemon=False).start()
+        sys.exit(code)
     atexit._run_exitfuncs()
+    if before_exit is not None:
+        before_exit(status)
     os._exit(status)
 
 
-def render_error(exc: BaseException) -> int:
-    """Print a RunvoyError (or an unexpected exception) for a person; return the exit code."""
-    from runvoy_core.errors import RunvoyError
+before_exit: Callable[[int], None] | None = None
+"""Called with the exit status just before the process exits (a warm child reports it to its caller)."""
 
-    if isinstance(exc, RunvoyError):
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        return exc.exit_code
-    click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
-    click.echo("hint: this is a bug in runvoy; run again with --log-level debug for the traceback", err=True)
-    if os.environ.get("RUNVOY_DEBUG") or "--log-level=debug" in sys.argv or "debug" in sys.argv:
-        import traceback
 
-        traceback.print_exc()
-    return 125
+def _report_when_threads_end(status: int) -> None:
+    # the normal shutdown waits for the other threads: report once they are done, as the caller's wait ends
+    for thread in threading.enumerate():
+        if (
+            thread is not threading.main_thread()
+            and thread is not threading.current_thread()
+            and not thread.daemon
+        ):
+            thread.join()
+    if before_exit is not None:
+        before_exit(status)
 
 
 if __name__ == "__main__":

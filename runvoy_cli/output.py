@@ -75,3 +75,38 @@ def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
         sys.stdout.write(f"{key + ':':<{width + 1}} {format_cell(value)}\n")
+
+
+def render_error(exc: BaseException) -> int:
+    """Print a RunvoyError (or an unexpected exception) for a person; return the exit code.
+
+    A RunvoyError is three lines on stderr: what happened, what to do, and its section of the error
+    reference. Under ``--json`` the same fields (``error``, ``message``, ``hint``, ``docs`` and the error's
+    details) are also one JSON object on stdout, where the script reads the command's data."""
+    import os
+
+    from runvoy_core.errors import RunvoyError
+
+    if isinstance(exc, RunvoyError):
+        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"hint: {exc.hint}", err=True)
+        click.echo(f"docs: {exc.docs}", err=True)
+        if _json_requested():
+            print_json(exc.to_dict())
+        return exc.exit_code
+    click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+    click.echo("hint: this is a bug in runvoy; run again with --log-level debug for the traceback", err=True)
+    if os.environ.get("RUNVOY_DEBUG") or "--log-level=debug" in sys.argv or "debug" in sys.argv:
+        import traceback
+
+        traceback.print_exc()
+    return 125
+
+
+def _json_requested() -> bool:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return False

@@ -123,6 +123,7 @@ def status_fields(execution: Execution) -> list[tuple[str, Any]]:
         ("region", execution.region),
         ("task", execution.task_ref),
         ("image", request.image),
+        *([("image digest", request.image_digest)] if request.image_digest else []),
         (
             "resources",
             f"{resources.cpu} vCPU, {format_memory(resources.memory_mib)}, {resources.architecture.value}"

@@ -6,9 +6,22 @@ supervisor and ``runvoy --help`` stay fast.
 
 from __future__ import annotations
 
+import sys as _sys
+
 # not `from typing import TYPE_CHECKING`: the local supervisor imports this package and typing costs it ~7 ms
 TYPE_CHECKING = False
 __version__ = "0.1.0"
+
+# A measured test run (scripts/test.sh, decision 2142) starts coverage in every Python process through a .pth
+# file. The local supervisor runs without site (`python -S`), which reads no .pth: in such a run only, site
+# runs here, before the supervisor's modules are imported, and starts coverage the same way.
+if _sys.flags.no_site:
+    import os as _os
+
+    if _os.environ.get("COVERAGE_PROCESS_CONFIG"):
+        import site as _site
+
+        _site.main()
 
 if TYPE_CHECKING:
     from typing import Any

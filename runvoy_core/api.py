@@ -77,6 +77,12 @@ def build_request(command: str | list[str] | ExecutionRequest, **options: Any) -
         resources["architecture"] = data.pop("architecture")
     if resources:
         data["resources"] = resources
+    for key in ("image_digest", "image_platform_digest"):
+        if key in data:
+            # the image check sets it: a digest chosen by hand goes in the reference itself
+            raise ValidationFailed(
+                f"invalid request: {key} is set by runvoy's image check; pin an image as image='NAME@sha256:...'"
+            )
     if isinstance(command, str):
         data["command"] = command
     else:
@@ -256,10 +262,13 @@ class Runvoy:
         on_message: Messages | None = None,
         on_lock_wait: Callable[[LockRecord, float], None] | None = None,
         on_start: Callable[[RunHandle], None] | None = None,
+        image_check: bool = True,
         **options: Any,
     ) -> Execution:
-        """Run and wait; returns the finished Execution. Logs go to ``log_sink`` as they arrive."""
-        request = build_request(command, **options)
+        """Run and wait; returns the finished Execution. Logs go to ``log_sink`` as they arrive.
+        ``image_check=False`` skips asking the image's registry (the ``[images]`` policy still applies)."""
+        request = build_request(command, **self._default_size(options))
+        request = self._image_checked(request, image_check)
         with request_scope():
             handle = self.runner.start(request, on_message=on_message, on_lock_wait=on_lock_wait)
             if on_start is not None:
@@ -277,13 +286,58 @@ class Runvoy:
         *,
         on_message: Messages | None = None,
         on_lock_wait: Callable[[LockRecord, float], None] | None = None,
+        image_check: bool = True,
         **options: Any,
     ) -> Execution:
         """Start and return at once (a detached run); ``status``/``wait`` converge it later."""
-        request = build_request(command, **options)
+        request = build_request(command, **self._default_size(options))
+        request = self._image_checked(request, image_check)
         with request_scope():
             handle = self.runner.start(request, on_message=on_message, on_lock_wait=on_lock_wait)
         return handle.execution
+
+    def _image_checked(self, request: ExecutionRequest, image_check: bool) -> ExecutionRequest:
+        """The request with its image checked and its digest recorded (runvoy_core.images.check), before the
+        lock, the record and the start; unchanged without an image."""
+        _check_form("image_check", inputs.SWITCH, image_check)
+        from runvoy_core.ports.optional import DefaultImage
+
+        if not request.image and isinstance(self.provider, DefaultImage):
+            # a cloud run always runs an image: the provider's default is checked and pinned like any other
+            request = request.model_copy(update={"image": self.provider.default_image()})
+        if not request.image:
+            return request
+        from runvoy_core.ports import Capability
+
+        if Capability.IMAGE not in self.spec.capabilities:
+            return request  # the runner refuses it, naming the capability
+        # what the provider refuses anyway (a local run without a container runtime, an arch it lacks) is
+        # refused before any registry is asked
+        self.provider.compute.validate(request)
+        from runvoy_core.images.check import check_request
+
+        return check_request(
+            request,
+            images=self.settings.images,
+            home=self.settings.home,
+            provider=self.provider,
+            provider_name=self.provider_name,
+            resolve=image_check,
+            on_this_machine=self.provider_name == "local",
+        )
+
+    def _default_size(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The settings' ``cpu``/``memory`` for a run that names no size of its own (``runvoy init`` writes them).
+        They are a pair: a run naming either one gets neither (``--cpu 2`` alone is rounded by the provider,
+        not paired with a default memory too small for it)."""
+        if "resources" in options or options.get("cpu") is not None or options.get("memory") is not None:
+            return options
+        given = dict(options)
+        if self.settings.cpu is not None:
+            given["cpu"] = self.settings.cpu
+        if self.settings.memory is not None:
+            given["memory"] = self.settings.memory
+        return given
 
     # -- reading -------------------------------------------------------------------------------------------------
     def resolve_id(self, id_or_prefix: str) -> str:

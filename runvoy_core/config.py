@@ -29,7 +29,7 @@ import msgspec
 
 from runvoy_core import inputs
 from runvoy_core.errors import ConfigError
-from runvoy_core.models import LockLease, PollIntervalMax, StartTimeout, WebhookTimeout
+from runvoy_core.models import Cpu, LockLease, MemoryMiB, PollIntervalMax, StartTimeout, WebhookTimeout
 from runvoy_core.paths import default_config_path, default_home
 from runvoy_core.records import Record, RecordError
 
@@ -157,8 +157,16 @@ class Settings(Record, kw_only=True):
     poll_interval_max: PollIntervalMax = 5.0
     start_timeout: StartTimeout = 900.0
     """A run still not RUNNING after this long is stopped and marked FAILED (clouds can sit in PENDING)."""
+    cpu: Cpu | None = None
+    """The size of a run that names none (``runvoy init`` writes the provider's smallest); None: 0.25 vCPU."""
+    memory: MemoryMiB | None = None
+    """MiB, given as "512MiB" or "2GiB"; None: 512 MiB."""
     providers: dict[str, dict[str, Any]] = {}
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
+    images: dict[str, Any] = {}
+    """The ``[images]`` section (policy, cache, registries), per profile like the rest. Kept raw here and checked
+    by ``runvoy_core.images.config.ImagesConfig`` (pydantic) only when a run has an image or ``config validate``
+    runs, so commands without an image do not import pydantic (decisions 1410, 0804)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -326,5 +326,40 @@ def _scope(value: Any) -> str:
 
 SCOPE = Form("scope", "provider=NAME, user=NAME or label=KEY:VALUE (or label=KEY)", _scope)
 
+MAX_SETTING_VALUE_CHARS = 4096
+
+
+def _provider_setting(value: Any) -> tuple[str, str]:
+    given = _text(value, "provider setting")
+    key, sep, rest = given.partition("=")
+    if not sep:
+        raise ValueError(f"{given!r}: expected KEY=VALUE (for example endpoint_url=http://localhost:5000)")
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key, re.ASCII):
+        raise ValueError(f"{key!r} is not a setting name (lowercase letters, digits and _, at most 64)")
+    if len(rest) > MAX_SETTING_VALUE_CHARS:
+        raise ValueError(f"the value of {key} is longer than {MAX_SETTING_VALUE_CHARS} characters")
+    return key, rest
+
+
+PROVIDER_SETTING = Form(
+    "provider setting",
+    "KEY=VALUE, KEY a key of the provider's config section (lowercase letters, digits and _, at most 64), "
+    f"VALUE text without control characters (at most {MAX_SETTING_VALUE_CHARS}), such as "
+    "endpoint_url=http://localhost:5000",
+    _provider_setting,
+)
+"""One key of a ``[providers.NAME]`` section given on the command line (``runvoy init --set``); the value is
+then checked by the provider's own config model."""
+
+
+def _switch(value: Any) -> bool:
+    if not isinstance(value, bool):  # "false" is truthy text and 0 a number: neither says what is meant
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+SWITCH = Form("switch", "true or false (a boolean, not text or a number)", _switch)
+"""A yes/no keyword of the Python API or key of a playbook: ``image_check`` (``--no-image-check``)."""
+
 ARCHITECTURES = ("x86_64", "arm64", "amd64", "aarch64")
 ON_CONFLICT = ("fail", "wait", "cancel", "queue")

@@ -23,6 +23,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9_.:/-]{0,62})$")
 _LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9_./:-]+$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
 RESERVED_ENV_PREFIX = "RUNVOY_"
 
 
@@ -204,6 +205,12 @@ class ExecutionRequest(Record, kw_only=True):
     """How many runs may hold the lock at once."""
     labels: dict[str, str] = {}
     workdir: str | None = None
+    image_digest: str | None = None
+    """What the image check resolved ``image`` to (``sha256:...``; an index's digest for a multi-platform
+    image): the task runs ``<repository>@<image_digest>`` (``pinned_image``). Set by runvoy, not an input;
+    None without ``image``, or when the check was skipped and the reference names no digest (decision 0804)."""
+    image_platform_digest: str | None = None
+    """The manifest the run's platform gets from ``image_digest`` (equal to it for a single-platform image)."""
 
     @classmethod
     def model_validate(cls, data: Any) -> ExecutionRequest:
@@ -258,6 +265,24 @@ class ExecutionRequest(Record, kw_only=True):
         for field, items in (("env", self.env), ("labels", self.labels), ("secrets", self.secrets)):
             if len(items) > inputs.MAX_ITEMS:
                 raise RecordError(f"more than {inputs.MAX_ITEMS} items", field)
+        for field, digest in (
+            ("image_digest", self.image_digest),
+            ("image_platform_digest", self.image_platform_digest),
+        ):
+            if digest is not None:
+                if self.image is None:
+                    raise RecordError("a digest needs an image", field)
+                if not _DIGEST.fullmatch(digest):
+                    raise RecordError("must be sha256: and 64 hex digits (or sha512: and 128)", field)
+
+    def pinned_image(self) -> str | None:
+        """What the task runs: ``image`` pinned to ``image_digest`` (``domain/repository@digest``, so a tag
+        moved meanwhile does not change what runs), else ``image`` as given."""
+        if self.image is None or self.image_digest is None:
+            return self.image
+        from runvoy_core.images.reference import parse_reference
+
+        return parse_reference(self.image).pinned(self.image_digest)
 
     def shell_command(self) -> str:
         """The command as one shell string (argv is quoted)."""

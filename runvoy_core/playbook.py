@@ -39,6 +39,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
 )
@@ -153,6 +154,8 @@ class Playbook(BaseModel):
     name: TitleText = None
     description: Annotated[str | None, AfterValidator(_form_check(inputs.COMMAND_WORD))] = None
     image: ImageText = None
+    image_check: StrictBool | None = None
+    """false: do not ask the image's registry before the run (``--no-image-check``); the policy still applies."""
     cpu: CpuText = None
     memory: MemoryText = None
     arch: Literal["x86_64", "arm64", "amd64", "aarch64"] | None = None
@@ -222,6 +225,7 @@ class Playbook(BaseModel):
             labels.setdefault("playbook", self.name)
         options: dict[str, Any] = {
             "image": self.image,
+            "image_check": self.image_check,
             "cpu": self.cpu,
             "memory": self.memory,
             "arch": self.arch,
@@ -244,7 +248,9 @@ class Playbook(BaseModel):
         """The ExecutionRequest for ``Runvoy.run``; ``overrides`` win over the file (env and labels merge)."""
         from runvoy_core.api import build_request
 
-        return build_request(self.script(), **merge_options(self.request_options(), overrides))
+        options = merge_options(self.request_options(), overrides)
+        options.pop("image_check", None)  # how ``Runvoy.run`` checks the image, not part of the request
+        return build_request(self.script(), **options)
 
 
 def merge_options(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

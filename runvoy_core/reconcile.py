@@ -17,7 +17,7 @@ from runvoy_core import lifecycle
 from runvoy_core.errors import ProviderError, TransientProviderError
 from runvoy_core.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Execution, Status, utcnow
 from runvoy_core.ports.compute import LeftoverSweeping, StoreScoped, TaskPhase, TaskState
-from runvoy_core.ports.optional import CostRollups
+from runvoy_core.ports.optional import CostRollups, MissingCostCount
 from runvoy_core.ports.store import ExecutionQuery
 
 if TYPE_CHECKING:
@@ -68,11 +68,9 @@ def _recount_costs(runner: Runner) -> list[dict[str, Any]]:
     """Count into the cost rollups the ended runs of the last RECOUNT_WINDOW that a runner ended without
     counting (it crashed between the final record and the count): counting is idempotent per id, so
     offering every ended run is safe; only the ones that were missing are reported."""
-    from runvoy_core.providers.local.store import LocalStore
-
     store = runner.store
-    if isinstance(store, LocalStore):
-        # the core's own store finds the missing ones itself, without parsing its (maybe 100,000) records
+    if isinstance(store, MissingCostCount):
+        # a store that finds the missing ones itself need not parse its (maybe 100,000) records
         return [{"execution": i, "action": "counted into cost rollups"} for i in store.count_missing_costs()]
     if not isinstance(store, CostRollups):
         return []

@@ -117,6 +117,10 @@ def validate(as_json: bool) -> None:
                 hint=f"fix the [providers.{name}] section of {path} (or RUNVOY_PROVIDERS__{name.upper()}__*)",
             ) from None
         checked.append(name)
+    if settings.images:
+        from runvoy_core.images.check import images_config
+
+        images_config(settings.images)  # the same check as a run with an image makes
     if as_json:
         print_json(
             {

@@ -43,6 +43,12 @@ LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
     type=forms.IMAGE,
     help="Container image (cloud providers; local needs a runtime).",
 )
+@click.option(
+    "--no-image-check",
+    is_flag=True,
+    default=None,
+    help="Do not ask the image's registry before starting (the [images] policy still applies).",
+)
 @click.option("--cpu", metavar="VCPU", type=forms.CPU, help="vCPU, e.g. 0.25, 1, 2 or 500m (at most 16).")
 @click.option(
     "--memory", metavar="SIZE", type=forms.MEMORY, help="Memory, e.g. 512MiB, 2GiB (at most 120GiB)."
@@ -121,7 +127,7 @@ LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
     "-f",
     "playbook",
     metavar="PLAYBOOK",
-    type=forms.PATH,
+    type=forms.PLAYBOOK,
     help="Run a YAML playbook (its steps as one execution; see docs/playbooks.md).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary line at the end.")
@@ -136,6 +142,7 @@ def cli(
     command: tuple[str, ...],
     provider: str | None,
     image: str | None,
+    no_image_check: bool | None,
     cpu: str | None,
     memory: str | None,
     env: tuple[str, ...],
@@ -177,6 +184,7 @@ def cli(
         raise click.UsageError('missing COMMAND (for example: runvoy run "echo hello")')
     options: dict[str, Any] = {
         "image": image,
+        "image_check": False if no_image_check else None,
         "cpu": cpu,
         "memory": memory,
         "env": parse_pairs("--env", env, "STAGE=prod") or None,

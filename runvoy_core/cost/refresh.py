@@ -31,10 +31,14 @@ change; it is refused unless --force."""
 
 
 class ImplausiblePrices(RunvoyError):
+    """A price refresh would move a price by more than half; it was refused."""
+
     default_hint = "check the source; if the new prices are right, run again with --force"
 
 
 class UnknownPriceSource(UsageError):
+    """The file given to cost refresh --from-file is not a price list runvoy can read."""
+
     default_hint = (
         "pass a saved response of the AWS Price List, GCP Cloud Billing Catalog or Azure Retail Prices API"
     )

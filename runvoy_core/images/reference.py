@@ -149,6 +149,15 @@ def parse_reference(text: str) -> Reference:
     return Reference(domain=domain, path=path, tag=tag, digest=digest_or_none)
 
 
+def registry_of(image: str) -> str | None:
+    """The registry host of ``image`` as references name it (``docker.io`` for Docker Hub); None for a
+    reference that does not parse (the image check, when it runs, has refused it already)."""
+    try:
+        return parse_reference(image).domain
+    except InvalidImageReference:
+        return None
+
+
 def _split_domain(name: str) -> tuple[str, str]:
     first, slash, rest = name.partition("/")
     is_host = slash and (any(c in first for c in ".:") or first == "localhost" or first.lower() != first)

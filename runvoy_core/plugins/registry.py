@@ -31,6 +31,9 @@ class ProviderSpec:
     pricing: str | None = None
     """'module:attribute', a ``runvoy_core.cost.source.PriceSource``: sizes, billing rules and prices (standard
     library only, imported by ``runvoy cost`` without the provider's SDK). None: runs cost nothing known."""
+    credentials: str | None = None
+    """'module:attribute', a ``runvoy_core.ports.optional.CredentialCheck``: how ``runvoy init`` finds this
+    cloud's credentials (and which config key holds the region). None: the provider needs none (local)."""
     install_extra: str | None = None
     description: str = ""
     plugin: str = ""  # filled by the registry: the entry point / distribution that registered it
@@ -40,7 +43,7 @@ class ProviderSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise ValueError(f"provider name {self.name!r} must be lowercase letters, digits, - or _")
-        for field_name in ("factory", "config_model", "pricing"):
+        for field_name in ("factory", "config_model", "pricing", "credentials"):
             value = getattr(self, field_name)
             if field_name == "factory" and value is None:
                 raise ValueError("factory is required: an import string 'package.module:attribute'")
@@ -80,6 +83,10 @@ class ProviderSpec:
 
     def load_config_model(self) -> Any:
         return load_import_string(self.config_model, self) if self.config_model else None
+
+    def load_credential_check(self) -> Any:
+        """The provider's ``CredentialCheck`` (None when it declares none); the caller checks its type."""
+        return load_import_string(self.credentials, self) if self.credentials else None
 
 
 def load_import_string(target: str, spec: ProviderSpec) -> Any:

@@ -8,6 +8,7 @@ conformance kit checks that what is declared is what is implemented.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from runvoy_core.ports.capabilities import Capability
@@ -90,6 +91,16 @@ class BatchStatus(Protocol):
 
 
 @runtime_checkable
+class MissingCostCount(Protocol):
+    """A store that finds for itself the ended runs missing from its cost rollups and counts them, without
+    reading every record of the recount window (``runvoy reconcile``; the local store, from one query)."""
+
+    def count_missing_costs(self) -> list[str]:
+        """Count the ended runs missing from the rollups; their ids."""
+        ...
+
+
+@runtime_checkable
 class CostRollups(Protocol):
     """A store that keeps hour buckets of ended runs' costs (``runvoy_core.cost.rollups``), so ``cost
     report`` and budget checks read a few buckets instead of every run of a period. The core's local store
@@ -142,6 +153,63 @@ class RawSink(Protocol):
     """A log sink that takes raw bytes of one stream."""
 
     def write_raw(self, stream: str, data: bytes) -> None: ...
+
+
+@runtime_checkable
+class DefaultImage(Protocol):
+    """A provider whose every run runs an image: the one its config names, when a run names none. The
+    core's image check (issue 20) checks and pins that one too, so a record always says which image ran.
+    Implemented on the provider object itself, tested with ``isinstance`` only."""
+
+    def default_image(self) -> str:
+        """The image reference a run without ``--image`` runs."""
+        ...
+
+
+@runtime_checkable
+class RegistryLogin(Protocol):
+    """A provider that can log in to image registries of its own cloud (ECR, Artifact Registry, ACR).
+
+    Implemented on the provider object itself (not a port): the core's image check (issue 20) asks it for
+    credentials before it falls back to the ``[images.registries."HOST"]`` config. Not a declared capability:
+    the core tests it with ``isinstance`` only."""
+
+    def registry_login(self, registry: str) -> tuple[str, str] | None:
+        """(username, password or token) for ``registry`` (host[:port]) from this cloud's own credentials,
+        or None when this provider has none for it."""
+        ...
+
+
+@dataclass(frozen=True)
+class CredentialReport:
+    """What a provider's credential check found in its cloud's usual credential chain (``runvoy init``)."""
+
+    found: tuple[str, ...] = ()
+    """Where credentials were found, one line each ("environment variables AWS_ACCESS_KEY_ID, ...")."""
+    missing: tuple[str, ...] = ()
+    """What is missing, one line each, saying how to provide it (a command to run, a variable to set)."""
+    region: str | None = None
+    """The region the cloud's own configuration names (AWS_REGION, gcloud's run/region), if any."""
+    settings: dict[str, str] = field(default_factory=dict)
+    """Provider settings the chain names (the GCP project, the Azure subscription): offered as defaults."""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.found) and not self.missing
+
+
+@runtime_checkable
+class CredentialCheck(Protocol):
+    """How ``runvoy init`` looks for a cloud's credentials before anything is created. Declared by import
+    string in ``ProviderSpec.credentials`` (not a port of the provider object: it runs before there is a
+    config to build one with). Reads the chain's files and variables; makes no network call it can avoid."""
+
+    region_setting: str
+    """The key of the provider's config section that holds its region ("region", "location")."""
+
+    def check(self, section: dict[str, Any]) -> CredentialReport:
+        """Look for credentials as the provider would with this ``[providers.NAME]`` section."""
+        ...
 
 
 OPTIONAL_FEATURES: dict[Capability, tuple[str, type]] = {

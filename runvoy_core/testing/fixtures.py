@@ -24,6 +24,12 @@ def runvoy_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("RUNVOY_HOME", str(home))
     monkeypatch.setenv("RUNVOY_CONFIG", str(tmp_path / "config.toml"))
+    # every CLI subprocess starts cold, so a test never depends on whether a warm process was up yet
+    # (runvoy_cli.warm; tests/startup/test_warm.py runs the same commands both ways)
+    monkeypatch.setenv("RUNVOY_WARM", "0")
+    # no registry is reachable from a test: runs of a cloud's default image (and any other) skip asking it,
+    # the [images] policy still applies; the image tests turn it back on against their own registry
+    monkeypatch.setenv("RUNVOY_IMAGES__CHECK", "false")
     for var in SELECTION_VARIABLES:
         monkeypatch.delenv(var, raising=False)
     return home

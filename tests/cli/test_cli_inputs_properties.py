@@ -129,6 +129,9 @@ INSIDE: dict[str, st.SearchStrategy[str]] = {
         _regex(r"provider=[a-z]{1,10}"), _regex(r"user=[a-z]{1,10}"), _regex(r"label=[a-z]{1,8}:[a-z]{1,8}")
     ),
     inputs.CURRENCY.name: _regex(r"[A-Z]{3}"),
+    inputs.PROVIDER_SETTING.name: st.tuples(_regex(r"[a-z][a-z0-9_]{0,20}"), _regex(r"[ -~]{0,30}")).map(
+        lambda kv: f"{kv[0]}={kv[1]}"
+    ),
 }
 # LOCK_REF shares its name with LOCK_NAME; every lock name is a lock reference
 assert inputs.LOCK_REF.name == inputs.LOCK_NAME.name

@@ -8,14 +8,30 @@ import os
 import select
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runvoy_core.testing.waiting import DEADLINE, gate, wait_for
+from tests.conftest import served_warm
 
 Script = Callable[..., subprocess.CompletedProcess[str]]
 CleanError = Callable[..., None]
+
+
+@pytest.fixture(autouse=True, params=["cold", "warm"])
+def _mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here runs twice: the command started cold, and served by a warm process (decision 1414),
+    which must not change an exit code, a line of output or the handling of a signal."""
+    uses_cli = {"script", "runvoy_bin"} & set(request.fixturenames)
+    if request.param == "cold" or not uses_cli:
+        yield
+        return
+    trace = request.getfixturevalue("warm_process")
+    yield
+    assert served_warm(trace), "no command of this test went through the warm process"
 
 
 def _start(runvoy_bin: str, *args: str) -> subprocess.Popen[str]:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from runvoy_cli.main import cli
 from runvoy_core.config import NotifyConfig, Settings
+from runvoy_core.images.config import ImagesConfig
 from runvoy_core.plugins.manager import get_plugins
 
 # -- a small TOML writer: every value runvoy could be handed, including what JSON cannot say (nan, inf) ------
@@ -68,6 +69,9 @@ INSIDE: dict[str, st.SearchStrategy[Any]] = {
     "lock_lease": st.one_of(st.integers(1, 3600), st.sampled_from(["5s", "1m", "1h", "30"])),
     "poll_interval_max": st.one_of(st.floats(0.01, 1.0), st.sampled_from(["100ms", "1s", "0.5"])),
     "start_timeout": st.one_of(st.integers(1, 7 * 86400), st.sampled_from(["15m", "1h", "7d"])),
+    # the default size of a run (runvoy init writes it): small enough for a local run of `true`
+    "cpu": st.sampled_from(["0.25", "0.5", "1", "250m"]),
+    "memory": st.one_of(st.integers(64, 2048), st.sampled_from(["512MiB", "1GiB", "1.5GiB"])),
 }
 
 
@@ -78,7 +82,7 @@ def _field_names(model: Any) -> list[str]:
     return list(model.model_fields)
 
 
-TOP_LEVEL = sorted(set(_field_names(Settings)) - {"providers", "notify", "profile", "home"})
+TOP_LEVEL = sorted(set(_field_names(Settings)) - {"providers", "notify", "images", "profile", "home"})
 
 
 def _provider_fields() -> list[tuple[str, str]]:
@@ -90,7 +94,11 @@ def _provider_fields() -> list[tuple[str, str]]:
     return fields
 
 
-SECTION_FIELDS = [("notify", name) for name in _field_names(NotifyConfig)] + _provider_fields()
+SECTION_FIELDS = (
+    [("notify", name) for name in _field_names(NotifyConfig)]
+    + [("images", name) for name in _field_names(ImagesConfig)]
+    + _provider_fields()
+)
 
 
 def _invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:

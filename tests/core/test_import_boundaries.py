@@ -4,6 +4,7 @@ boundary holds (the core knows no cloud SDK; a provider imports nothing from ano
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,10 @@ CLOUD_SDKS = {"boto3", "botocore", "google", "azure", "googleapiclient", "moto"}
 
 def imported_after(code: str) -> set[str]:
     probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})), file=sys.stderr)"
+    # unmeasured under scripts/test.sh's coverage run, whose coverage would import its own modules (sqlite3...)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
     result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env, check=True
     )
     return set(result.stderr.strip().splitlines()[-1].split())
 

@@ -27,6 +27,13 @@ def _skip_without_registry() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _registry_checks_on(runvoy_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kit's home turns the registry check off (no registry is reachable elsewhere); here it is what is
+    tested, against the registry these tests start."""
+    monkeypatch.delenv("RUNVOY_IMAGES__CHECK", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_process_cache() -> Iterator[None]:
     clear_process_cache()
     yield

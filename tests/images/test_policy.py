@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from runvoy_core.errors import ImagePolicyRefused, UsageError
 from runvoy_core.images.config import ImagesConfig, RegistryConfig
 from runvoy_core.images.policy import check_policy, evaluate
+from runvoy_core.records import RecordError
 
 DIGEST = "sha256:" + "cd" * 32
 ECR = "123456789012.dkr.ecr.*.amazonaws.com/*"
@@ -92,11 +92,11 @@ def test_the_config_documents_and_enforces_its_registries() -> None:
     assert images.registry("docker.io").password_env == "HUB_TOKEN"
     assert images.registry("localhost:5000").plain_http
     assert images.registry("ghcr.io") == RegistryConfig()
-    with pytest.raises(ValidationError, match="go together"):
+    with pytest.raises(RecordError, match="go together"):
         RegistryConfig(username_env="U")
-    with pytest.raises(ValidationError, match="excludes"):
+    with pytest.raises(RecordError, match="excludes"):
         RegistryConfig(username_env="U", password_env="P", token_env="T")
-    with pytest.raises(ValidationError, match="same registry"):
+    with pytest.raises(RecordError, match="same registry"):
         config(registries={"docker.io": {}, "index.docker.io": {}})
 
 
@@ -130,7 +130,7 @@ _OUT_OF_BOUNDS = st.one_of(
 @settings(max_examples=200, deadline=None)
 @given(_OUT_OF_BOUNDS)
 def test_values_outside_the_documented_form_are_refused(values: dict[str, object]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(RecordError):
         ImagesConfig.model_validate(values)
 
 

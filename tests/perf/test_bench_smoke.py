@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODES = {"dont_write_bytecode", "write_bytecode"}
+# each install measured warm (decision 1414) and cold
+MODES = {"dont_write_bytecode", "write_bytecode", "dont_write_bytecode_cold", "write_bytecode_cold"}
 COMMAND_ROWS = [
     "help",
     "run_true",

@@ -58,7 +58,8 @@ def imports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """The modules each command imports, against a temporary RUNVOY_HOME holding one ended run."""
     home = tmp_path_factory.mktemp("runvoy-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNVOY_")}
-    env.update(RUNVOY_HOME=str(home), RUNVOY_CONFIG=str(home / "none.toml"))
+    # cold: a warm child has everything imported already (decision 1414), which would hide what a cold start pays
+    env.update(RUNVOY_HOME=str(home), RUNVOY_CONFIG=str(home / "none.toml"), RUNVOY_WARM="0")
     subprocess.run([RUNVOY, "run", "true"], env=env, capture_output=True, check=True)
     listed = subprocess.run([RUNVOY, "list", "--json"], env=env, capture_output=True, text=True, check=True)
     run_id = json.loads(listed.stdout)[0]["id"]

@@ -42,7 +42,7 @@ def uv_command() -> list[str]:
         return [python3, "-m", "uv"]
     found = shutil.which("uv")
     if found is None:
-        pytest.fail("uv is not installed (the README's set-up installs it: python3 -m pip install uv)")
+        pytest.fail("uv is not installed (scripts/bootstrap.py --print-uv fetches it)")
     return [found]
 
 

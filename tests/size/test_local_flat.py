@@ -19,6 +19,7 @@ import pytest
 
 from runvoy_core.cost.budgets import Budget, BudgetScope, budget_status, check_budgets
 from runvoy_core.cost.report import GROUPINGS, cost_report
+from runvoy_core.lock_queue import queue_key, ticket_key
 from runvoy_core.models import Execution, ExecutionRequest, Status, utcnow
 from runvoy_core.ports.store import ExecutionQuery
 from runvoy_core.providers.local.register import LocalLockRegister
@@ -258,3 +259,28 @@ def test_budget_checks_read_no_runs(homes: dict[str, Path], tmp_path: Path) -> N
         assert trace.selects() and _executions_reads(trace) == [], trace.selects()
     finally:
         store.close()
+
+
+def test_lock_listing_skips_the_queue_tickets(tmp_path: Path) -> None:
+    """`runvoy locks list` (LockListing.list_locks): the work follows the locks, not the runs that ever
+    queued for them, and every lock and slot is there."""
+    register = LocalLockRegister(tmp_path / "home")
+    try:
+        for name in ("a", "a#1", "a.b", "ab", "b", "team/x"):
+            register.create_if_absent(name, {"name": name})
+        steps = []
+        for tickets in (10, 1000):
+            for lock in ("a", "b"):
+                register.create_if_absent(queue_key(lock), {"next": tickets})
+                for n in range(tickets):
+                    register.create_if_absent(ticket_key(lock, n), {"n": n})
+            conn = register._state.get()
+            with traced(conn) as trace:
+                listed = register.list_locks()
+            assert_no_scan(conn, trace)
+            assert [name for name, _ in listed] == ["a", "a#1", "a.b", "ab", "b", "team/x"]
+            steps.append(trace.steps)
+        assert steps[1] <= FLAT * steps[0] + 1, steps  # 100 times the tickets: the same walk
+        assert len(register.list()) == 6 + 2 * 1001  # the register itself keeps every entry
+    finally:
+        register.close()

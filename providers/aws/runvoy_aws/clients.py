@@ -11,6 +11,7 @@ helper (runvoy_core.ratelimit.retry_call) before it becomes a TransientProviderE
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,14 @@ from typing import Any, TypeVar
 
 from runvoy_aws.config import AwsConfig
 from runvoy_aws.quotas import PROVIDER, QUOTAS
-from runvoy_core.errors import ConfigError, ProviderError, ProviderUnavailable, TransientProviderError
+from runvoy_core.errors import (
+    ConfigError,
+    NotAuthenticated,
+    PermissionDenied,
+    ProviderError,
+    ProviderUnavailable,
+    TransientProviderError,
+)
 from runvoy_core.ratelimit import (
     PROCESS_LIMITS,
     Clock,
@@ -82,6 +90,13 @@ CREDENTIAL_CODES = frozenset(
     }
 )
 ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+MISSING_RESOURCE_CODES = frozenset(
+    {"ClusterNotFoundException", "ResourceNotFoundException", "NoSuchBucket", "NoSuchEntity"}
+)
+IAM_ACTION_KEY = "RunvoyIamAction"
+"""Set on a refused call's parsed ``Error`` by ``note_iam_action``: the IAM action of the operation."""
+POLICY_DOCS = "providers/aws/README.md#minimal-iam-policy-for-the-identity-running-runvoy"
+_PERFORM = re.compile(r"perform: ([a-z0-9-]+:[A-Za-z0-9*]+)")
 
 
 T = TypeVar("T")
@@ -155,7 +170,7 @@ def is_ambiguous(exc: BaseException) -> bool:
 def translate(exc: BaseException, action: str) -> Exception:
     """A RunvoyError with one clear line for a botocore failure (never the traceback)."""
     if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
-        return ProviderError(
+        return NotAuthenticated(
             f"{action}: no AWS credentials found",
             hint="configure them (aws configure / aws sso login), set AWS_PROFILE, or set providers.aws.profile",
         )
@@ -172,13 +187,24 @@ def translate(exc: BaseException, action: str) -> Exception:
         if is_transient(exc):
             return TransientProviderError(text, aws_code=code)
         if code in CREDENTIAL_CODES:
-            return ProviderError(
-                text, hint="the AWS credentials are invalid or expired: refresh them", aws_code=code
+            return NotAuthenticated(
+                text,
+                hint="the AWS credentials are invalid or expired: refresh them (aws sso login, or aws configure)",
+                aws_code=code,
             )
         if code in ACCESS_CODES:
+            permission = iam_action(exc)
+            return PermissionDenied(
+                text,
+                hint=f"allow the IAM action {permission} to the AWS identity running runvoy "
+                f"(the whole minimal policy: {POLICY_DOCS})",
+                aws_code=code,
+                permission=permission,
+            )
+        if code in MISSING_RESOURCE_CODES:
             return ProviderError(
                 text,
-                hint="the AWS identity lacks a permission: see the minimal IAM policy in the runvoy-aws README",
+                hint="create what runvoy needs with: runvoy setup --provider aws   (--dry-run lists it first)",
                 aws_code=code,
             )
         return ProviderError(text, aws_code=code)
@@ -187,6 +213,28 @@ def translate(exc: BaseException, action: str) -> Exception:
     if isinstance(exc, bexc.BotoCoreError):
         return ProviderError(f"{action}: {exc}")
     return exc if isinstance(exc, Exception) else ProviderError(f"{action}: {exc}")
+
+
+def iam_action(exc: BaseException) -> str:
+    """The IAM action a refused call needed: as AWS's message names it, else the service's IAM prefix and
+    the operation (``note_iam_action``), else the operation's name."""
+    if not isinstance(exc, bexc.ClientError):
+        return "?"
+    error = exc.response.get("Error", {})
+    found = _PERFORM.search(str(error.get("Message", "")))
+    if found:
+        return found.group(1)
+    return str(error.get(IAM_ACTION_KEY) or exc.operation_name)
+
+
+def note_iam_action(http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
+    """botocore ``after-call`` handler: a refused call's error remembers its IAM action (the error a client
+    raises knows the operation's name but not the service; the IAM prefix is the service's signing name)."""
+    if http_response is None or http_response.status_code < 300 or not isinstance(parsed, dict):
+        return
+    error = parsed.get("Error")
+    if isinstance(error, dict) and error.get("Code") in ACCESS_CODES and model is not None:
+        error[IAM_ACTION_KEY] = f"{model.service_model.signing_name}:{model.name}"
 
 
 @contextmanager
@@ -266,6 +314,7 @@ class AwsClients:
                     )
                 except bexc.BotoCoreError as exc:
                     raise translate(exc, f"AWS {service} client") from None
+                client.meta.events.register("after-call", note_iam_action)
                 for event, handler in self._handlers:
                     client.meta.events.register(event, handler)
                 self._clients[key] = client

@@ -21,11 +21,13 @@ from runvoy_aws.clients import (
 )
 from runvoy_aws.config import AwsConfig
 from runvoy_aws.quotas import DESCRIBE_TASKS, LIST_TASKS
+from runvoy_aws.registries import RepositoryCredentials
 from runvoy_aws.secrets import SecretResolver
 from runvoy_aws.sizes import cpu_units, validate_resources
 from runvoy_aws.states import EXECUTION_TAG, execution_id_of, task_state
 from runvoy_aws.taskdefs import FAMILY_PREFIX, TaskDefContent, TaskDefinitions
 from runvoy_core.errors import ProviderError, StartFailed, TransientProviderError, UsageError
+from runvoy_core.images.reference import registry_of
 from runvoy_core.models import Architecture, ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
 from runvoy_core.ports.compute import make_store_id
@@ -88,6 +90,7 @@ class EcsCompute:
         self._ecs_start = clients.client("ecs", single_attempt=True)
         self.taskdefs = TaskDefinitions(self._ecs, dict(config.tags))
         self._secrets: SecretResolver | None = None
+        self._registry_secrets: RepositoryCredentials | None = None
         self._network: dict[str, Any] | None = None
         self._execution_role: str | None = config.execution_role_arn
         self._started: dict[str, str] = {}
@@ -131,8 +134,9 @@ class EcsCompute:
         secrets = self._secret_resolver().resolve(spec.secrets) if spec.secrets else []
         stop_timeout = cfg.stop_timeout or min(max(round(spec.stop_grace), 2), 120)
         arch = "ARM64" if spec.resources.architecture is Architecture.ARM64 else "X86_64"
+        image = spec.image or cfg.image
         return TaskDefContent(
-            image=spec.image or cfg.image,
+            image=image,
             architecture=arch,
             container_name=cfg.container_name,
             secrets=tuple(sorted((s.env_name, s.value_from) for s in secrets)),
@@ -143,7 +147,20 @@ class EcsCompute:
             log_stream_prefix=cfg.log_stream_prefix,
             stop_timeout=stop_timeout,
             workdir=spec.workdir,
+            repository_credentials=self._repository_credentials(image),
         )
+
+    def _repository_credentials(self, image: str) -> str | None:
+        """The ARN of the secret configured for the image's registry (``registry_credentials``), if any."""
+        if not self._config.registry_credentials:
+            return None
+        host = registry_of(image)
+        secret = self._config.registry_credentials.get(host) if host is not None else None
+        if host is None or secret is None:
+            return None
+        if self._registry_secrets is None:
+            self._registry_secrets = RepositoryCredentials(self._clients.client("secretsmanager"))
+        return self._registry_secrets.arn(host, secret)
 
     def _overrides(self, spec: TaskSpec) -> dict[str, Any]:
         cpu = str(cpu_units(spec.resources.cpu))

@@ -6,11 +6,17 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runvoy_core.images.config import registry_host
+
 DEFAULT_IMAGE = "public.ecr.aws/docker/library/python:3.12-slim"
 """The Docker Official ``python`` image mirrored on ECR Public: pulls without Docker Hub rate limits and has
 ``/bin/sh``, which runs the shell command. Override per run with ``--image`` or here with ``image``."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+_SECRET = re.compile(
+    r"^(?:arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}$"
+)
+REGISTRY_CREDENTIALS_MAX = 64
 
 
 class AwsConfig(BaseModel):
@@ -75,6 +81,12 @@ class AwsConfig(BaseModel):
     connect_timeout: float = Field(default=5.0, gt=0, le=600, description="seconds")
     read_timeout: float = Field(default=30.0, gt=0, le=600, description="seconds")
     platform_version: str = "LATEST"
+    registry_credentials: dict[str, str] = Field(
+        default_factory=dict,
+        description="registry host -> Secrets Manager secret (name or ARN) holding "
+        '{"username": ..., "password": ...}: the task pulls images of that registry with it '
+        "(repositoryCredentials); not for ECR, which the execution role pulls from",
+    )
     poll_interval_min: float = Field(
         default=1.0, gt=0, le=60, description="first DescribeTasks poll interval in seconds (then backs off)"
     )
@@ -93,6 +105,29 @@ class AwsConfig(BaseModel):
         from runvoy_core.ratelimit import check_rate_limits
 
         return check_rate_limits(value, QUOTAS)
+
+    @field_validator("registry_credentials")
+    @classmethod
+    def _registry_credentials(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > REGISTRY_CREDENTIALS_MAX:
+            raise ValueError(f"at most {REGISTRY_CREDENTIALS_MAX} registries")
+        normalised: dict[str, str] = {}
+        for host, secret in value.items():
+            key = registry_host(host)
+            if ".dkr.ecr." in host:
+                raise ValueError(
+                    f"{host!r} is an ECR registry: ECS pulls from it with the task execution role, "
+                    "no secret is needed (docs/clouds/aws.md#private-registries)"
+                )
+            if not _SECRET.match(secret):
+                raise ValueError(
+                    f"registry {host!r}: {secret[:80]!r} is not a Secrets Manager secret name (1-512 of "
+                    "letters, digits and /_+=.@-) or ARN"
+                )
+            if key in normalised:
+                raise ValueError(f"{host!r} names the same registry as another entry")
+            normalised[key] = secret
+        return normalised
 
     @field_validator("log_retention_days")
     @classmethod

@@ -16,6 +16,7 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
             factory="runvoy_aws.provider:create_provider",
             config_model="runvoy_aws.config:AwsConfig",
             pricing="runvoy_aws.pricing:PRICING",
+            credentials="runvoy_aws.credentials:CHECK",
             capabilities=frozenset(
                 {
                     Capability.IMAGE,

@@ -9,6 +9,7 @@ from runvoy_aws.compute import EcsCompute
 from runvoy_aws.config import AwsConfig
 from runvoy_aws.logs import CloudWatchLogs
 from runvoy_aws.register import DynamoLockRegister
+from runvoy_aws.registries import EcrLogin
 from runvoy_aws.setup import AwsSetup
 from runvoy_aws.store import DynamoStore
 from runvoy_core.config import Settings
@@ -36,9 +37,19 @@ class AwsProvider:
         self.logs = CloudWatchLogs(self.clients.client("logs"), s3, config, clients=self.clients)
         self.store = DynamoStore(self.clients.client("dynamodb"), config.executions_table, s3, config.bucket)
         self.locks = DynamoLockRegister(self.clients.client("dynamodb"), config.locks_table)
+        self._ecr_login = EcrLogin(self.clients)
 
     def _s3(self) -> Any:
         return self.clients.client("s3")
+
+    def default_image(self) -> str:
+        """``DefaultImage``: what a run without ``--image`` runs (checked and pinned like any image)."""
+        return self.config.image
+
+    def registry_login(self, registry: str) -> tuple[str, str] | None:
+        """``RegistryLogin``: ECR credentials (``AWS`` and a 12-hour token) for an ECR host of this or
+        another account (that account's repository policy must allow us); None for any other host."""
+        return self._ecr_login.login(registry)
 
     def setup(self, dry_run: bool = False) -> list[dict[str, Any]]:
         assert self.region is not None

@@ -51,6 +51,46 @@ EXECUTION_POLICY = {
 CAPACITY_PROVIDERS = ["FARGATE", "FARGATE_SPOT"]
 
 
+def _document(answer: dict[str, Any]) -> dict[str, Any]:
+    document = answer["PolicyDocument"]
+    if isinstance(document, str):  # IAM answers URL-encoded JSON; boto3 decodes it, moto may not
+        import urllib.parse
+
+        document = json.loads(urllib.parse.unquote(document))
+    return dict(document)
+
+
+def policy_allows(documents: list[dict[str, Any]], action: str, resource: str) -> bool:
+    """Whether an Allow statement without a condition grants ``action`` on ``resource`` and no Deny takes it
+    back: the subset of IAM's evaluation that a runvoy-made or hand-written execution role uses (wildcards in
+    actions and resources; NotAction, NotResource and conditions count as not granting)."""
+    import fnmatch
+
+    def listed(value: Any) -> list[str]:
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def matches(patterns: list[str], text: str, *, fold: bool) -> bool:
+        if fold:
+            return any(fnmatch.fnmatchcase(text.lower(), p.lower()) for p in patterns)
+        return any(fnmatch.fnmatchcase(text, p) for p in patterns)
+
+    allowed = False
+    for document in documents:
+        statements = document.get("Statement") or []
+        for statement in [statements] if isinstance(statements, dict) else statements:
+            if not isinstance(statement, dict) or "Condition" in statement:
+                continue
+            if not matches(listed(statement.get("Action")), action, fold=True):
+                continue
+            if not matches(listed(statement.get("Resource")), resource, fold=False):
+                continue
+            if statement.get("Effect") == "Deny":
+                return False
+            if statement.get("Effect") == "Allow":
+                allowed = True
+    return allowed
+
+
 def _step(resource: str, action: str, detail: str) -> Step:
     return {"resource": resource, "action": action, "detail": detail}
 
@@ -75,6 +115,8 @@ class AwsSetup:
             self._execution_role,
             self._network,
         ]
+        if self._config.registry_credentials:
+            steps.insert(-1, self._registry_credentials)
         results = []
         for step in steps:
             try:
@@ -367,6 +409,70 @@ class AwsSetup:
             f"{why}: ask an administrator for a role named {name} trusted by ecs-tasks.amazonaws.com with "
             f"{EXECUTION_POLICY_ARN} (plus ssm:GetParameters / secretsmanager:GetSecretValue for --secret), or set providers.aws.execution_role_arn to an existing one"
         )
+
+    # -- private registries (decision 0811) -------------------------------------------------------------
+    def _registry_credentials(self, dry_run: bool) -> Step:
+        """Checks (never creates: the values are the user's) that each secret of ``registry_credentials``
+        exists and that the execution role may read it, and decrypt it when a customer key encrypts it."""
+        entries = self._config.registry_credentials
+        if not entries:
+            return _step(
+                "registry credentials", "skipped", "no providers.aws.registry_credentials configured"
+            )
+        from runvoy_aws.registries import RepositoryCredentials
+
+        arn = self._config.execution_role_arn
+        role = arn.rsplit("/", 1)[-1] if arn else self._config.execution_role_name
+        sm = self._clients.client("secretsmanager")
+        documents = self._role_policies(role)
+        problems: list[str] = []
+        fine: list[str] = []
+        for host, secret in sorted(entries.items()):
+            try:
+                secret_arn = RepositoryCredentials(sm).arn(host, secret)
+                with aws_call(f"describe the secret of registry {host}"):
+                    kms_key = sm.describe_secret(SecretId=secret_arn).get("KmsKeyId")
+            except RunvoyError as exc:
+                problems.append(f"{host}: {exc} ({exc.hint})")
+                continue
+            needed = [("secretsmanager:GetSecretValue", secret_arn)]
+            if kms_key and not str(kms_key).startswith("alias/aws/"):
+                needed.append(("kms:Decrypt", str(kms_key)))
+            if documents is None:
+                problems.append(
+                    f"{host}: cannot read the policies of the role {role}: make sure it allows "
+                    + ", ".join(f"{action} on {resource}" for action, resource in needed)
+                )
+                continue
+            missing = [(a, r) for a, r in needed if not policy_allows(documents, a, r)]
+            if missing:
+                problems.append(
+                    f"{host}: the role {role} needs "
+                    + ", ".join(f"{action} on {resource}" for action, resource in missing)
+                )
+            else:
+                fine.append(f"{host} -> {secret_arn}")
+        if problems:
+            return _step("registry credentials", "manual", "; ".join(problems))
+        return _step("registry credentials", "exists", f"readable by {role}: " + "; ".join(fine))
+
+    def _role_policies(self, role: str) -> list[dict[str, Any]] | None:
+        """The role's inline and attached policy documents; None when they cannot be read."""
+        iam = self._clients.client("iam")
+        try:
+            with aws_call("read the execution role's policies"):
+                documents = []
+                for name in iam.list_role_policies(RoleName=role).get("PolicyNames", []):
+                    documents.append(_document(iam.get_role_policy(RoleName=role, PolicyName=name)))
+                for attached in iam.list_attached_role_policies(RoleName=role).get("AttachedPolicies", []):
+                    policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+                    version = iam.get_policy_version(
+                        PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"]
+                    )["PolicyVersion"]
+                    documents.append(_document(version))
+        except RunvoyError:
+            return None
+        return documents
 
     # -- network ----------------------------------------------------------------------------------------
     def _network(self, dry_run: bool) -> Step:

@@ -38,9 +38,14 @@ class TaskDefContent(BaseModel):
     log_stream_prefix: str
     stop_timeout: int
     workdir: str | None = None  # RunTask cannot override the working directory
+    repository_credentials: str | None = None  # Secrets Manager ARN of a private registry's login (0811)
 
     def digest(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        content = self.model_dump(mode="json")
+        if content["repository_credentials"] is None:
+            # left out when unset, so that the task definitions registered before 0811 keep their family
+            del content["repository_credentials"]
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
     @property
@@ -66,6 +71,8 @@ class TaskDefContent(BaseModel):
         }
         if self.workdir:
             container["workingDirectory"] = self.workdir
+        if self.repository_credentials:
+            container["repositoryCredentials"] = {"credentialsParameter": self.repository_credentials}
         if self.secrets:
             container["secrets"] = [{"name": n, "valueFrom": v} for n, v in self.secrets]
         kwargs: dict[str, Any] = {

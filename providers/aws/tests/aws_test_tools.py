@@ -74,7 +74,13 @@ def _event_name(client: Any, operation: str) -> str:
 
 
 def inject_error(
-    client: Any, operation: str, times: int, *, code: str = "ThrottlingException", status: int = 400
+    client: Any,
+    operation: str,
+    times: int,
+    *,
+    code: str = "ThrottlingException",
+    status: int = 400,
+    message: str = "Rate exceeded",
 ) -> list[int]:
     """Answer the next ``times`` calls of ``operation`` with an AWS error (never reaching moto).
     Returns a one-element list counting the injected answers."""
@@ -84,7 +90,7 @@ def inject_error(
         if injected[0] >= times:
             return None
         injected[0] += 1
-        body = json.dumps({"__type": code, "message": "Rate exceeded"}).encode()
+        body = json.dumps({"__type": code, "message": message}).encode()
         return botocore.awsrequest.AWSResponse(
             request.url, status, {"Content-Type": "application/x-amz-json-1.1"}, _Raw(body)
         )

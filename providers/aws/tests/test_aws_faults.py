@@ -146,10 +146,66 @@ def test_run_task_failures_are_a_start_failure(provider, sim) -> None:
 
 
 def test_access_denied_is_a_clear_error(provider) -> None:
-    from runvoy_core.errors import ProviderError
+    from runvoy_core.errors import PermissionDenied
 
     inject_error(provider.clients.client("ecs"), "DescribeTasks", 1, code="AccessDeniedException")
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(PermissionDenied) as caught:
         provider.compute.describe("arn:aws:ecs:us-east-1:123456789012:task/runvoy/abc")
     assert not isinstance(caught.value, TransientProviderError)
-    assert "IAM policy" in caught.value.hint
+    # AWS's message here names no action: the service's IAM prefix and the operation make it
+    assert "allow the IAM action ecs:DescribeTasks " in caught.value.hint
+    assert "minimal-iam-policy" in caught.value.hint
+    assert caught.value.to_dict()["permission"] == "ecs:DescribeTasks"
+    assert caught.value.docs == "docs/errors.md#permissiondenied"
+
+
+def test_access_denied_on_run_task_names_the_action_aws_names(provider, sim) -> None:
+    from runvoy_core.errors import PermissionDenied
+
+    inject_error(
+        provider.clients.client("ecs", single_attempt=True),
+        "RunTask",
+        1,
+        code="AccessDeniedException",
+        message="User: arn:aws:iam::123456789012:user/ci is not authorized to perform: ecs:RunTask on "
+        "resource: arn:aws:ecs:us-east-1:123456789012:task-definition/runvoy-x:1 because no "
+        "identity-based policy allows the ecs:RunTask action",
+    )
+    with pytest.raises(PermissionDenied) as caught:
+        provider.compute.start(spec("f6f6f6f6f6f6", "true"), "f6f6f6f6f6f6")
+    assert "allow the IAM action ecs:RunTask " in caught.value.hint
+    assert not sim.launched
+
+
+def test_access_denied_on_the_records_table_names_the_dynamodb_action(provider) -> None:
+    from runvoy_core.errors import PermissionDenied
+
+    inject_error(provider.clients.client("dynamodb"), "GetItem", 1, code="AccessDeniedException")
+    with pytest.raises(PermissionDenied) as caught:
+        provider.store.get("abcdefabcdef")
+    assert "allow the IAM action dynamodb:GetItem " in caught.value.hint
+
+
+def test_expired_credentials_say_to_sign_in_again(provider) -> None:
+    from runvoy_core.errors import NotAuthenticated
+
+    inject_error(provider.clients.client("ecs"), "DescribeTasks", 1, code="ExpiredTokenException")
+    with pytest.raises(NotAuthenticated) as caught:
+        provider.compute.describe("arn:aws:ecs:us-east-1:123456789012:task/runvoy/abc")
+    assert "aws sso login" in caught.value.hint
+
+
+def test_a_missing_cluster_says_to_run_setup(provider) -> None:
+    from runvoy_core.errors import ProviderError
+
+    inject_error(
+        provider.clients.client("ecs"),
+        "DescribeTasks",
+        1,
+        code="ClusterNotFoundException",
+        message="Cluster not found.",
+    )
+    with pytest.raises(ProviderError) as caught:
+        provider.compute.describe("arn:aws:ecs:us-east-1:123456789012:task/runvoy/abc")
+    assert "runvoy setup --provider aws" in caught.value.hint
+    assert caught.value.docs == "docs/errors.md#providererror"

@@ -6,6 +6,7 @@ The SDK is imported here and in the port modules, never by the plugin or config 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -14,7 +15,9 @@ from runvoy_azure.config import AzureConfig
 from runvoy_azure.quotas import ARM_READS, PROVIDER, QUOTAS
 from runvoy_core.errors import (
     ConfigError,
+    NotAuthenticated,
     NotFound,
+    PermissionDenied,
     ProviderError,
     ProviderUnavailable,
     TransientProviderError,
@@ -36,6 +39,33 @@ READ_TOTAL = 10.0
 """Seconds one read may spend waiting on retries: a watcher must get back to its lock and its task."""
 
 INSTALL_HINT = "install it with: pip install 'runvoy[azure]'"
+ROLES = (
+    # (words of a call's description or of the refused action, the built-in role that grants it, where)
+    ("microsoft.containerinstance", "Contributor", "on the resource group"),
+    ("container group", "Contributor", "on the resource group"),
+    ("key vault", "Key Vault Secrets User", "on the key vault"),
+    ("microsoft.keyvault", "Key Vault Secrets User", "on the key vault"),
+    ("blob", "Storage Blob Data Contributor", "on the storage account"),
+    ("final state", "Storage Blob Data Contributor", "on the storage account"),
+    (
+        "microsoft.storage/storageaccounts/blobservices",
+        "Storage Blob Data Contributor",
+        "on the storage account",
+    ),
+    (
+        "microsoft.storage/storageaccounts/tableservices",
+        "Storage Table Data Contributor",
+        "on the storage account",
+    ),
+    ("table", "Storage Table Data Contributor", "on the storage account"),
+    ("record", "Storage Table Data Contributor", "on the storage account"),
+    ("lock", "Storage Table Data Contributor", "on the storage account"),
+    ("rollup", "Storage Table Data Contributor", "on the storage account"),
+    ("execution", "Storage Table Data Contributor", "on the storage account"),
+    ("layout", "Storage Table Data Contributor", "on the storage account"),
+    ("microsoft.", "Contributor", "on the resource group"),
+)
+_ACTION = re.compile(r"perform action '([^']+)'")
 ROLES_HINT = (
     "the identity needs 'Contributor' on the resource group (or a custom role with "
     "Microsoft.ContainerInstance/containerGroups/*), 'Storage Table Data Contributor' and "
@@ -259,24 +289,65 @@ def error_message(exc: BaseException) -> str:
     return f"{code}: {first}" if code and code not in first else first
 
 
+SIGN_IN_HINT = (
+    "sign in (az login), set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or use a managed identity"
+)
+
+
+def role_for(message: str, what: str) -> tuple[str | None, str]:
+    """The action Azure refused (ARM's AuthorizationFailed names it), and which built-in role to assign
+    where; without a named action, the role the call's service needs."""
+    found = _ACTION.search(message)
+    action = found.group(1) if found else None
+    subject = (action or what).lower()
+    for words, role, where in ROLES:
+        if words in subject:
+            return action, f"'{role}' {where}"
+    return action, "'Contributor' on the resource group"
+
+
+AUTHENTICATION_CODES = frozenset(
+    {"AuthenticationFailed", "InvalidAuthenticationInfo", "InvalidAuthenticationToken"}
+)
+
+
+def refusal(exc: BaseException, what: str) -> ProviderError:
+    """A 401 or 403: credentials Azure did not accept (a wrong storage key, an expired token, no sign-in),
+    or an identity without the role for this call (ARM's AuthorizationFailed, storage's
+    AuthorizationPermissionMismatch)."""
+    error = getattr(exc, "error", None)
+    raw = getattr(exc, "error_code", None) or getattr(error, "code", None) or ""
+    code = str(getattr(raw, "value", raw))  # the storage SDKs' codes are enums
+    if status_of(exc) != 403 or code in AUTHENTICATION_CODES:
+        return NotAuthenticated(
+            f"{what}: Azure authentication failed ({error_message(exc)})", hint=SIGN_IN_HINT
+        )
+    action, role = role_for(error_message(exc), what)
+    return PermissionDenied(
+        f"{what}: not authorized ({error_message(exc)})",
+        hint=f"assign the role {role} to the identity running runvoy"
+        + (f" (it allows {action})" if action else "")
+        + ("; with storage_connection_string, check its account key" if "Storage" in role else "")
+        + "; every role runvoy needs: providers/azure/README.md",
+        permission=action or role,
+    )
+
+
 @contextlib.contextmanager
 def azure_call(what: str) -> Iterator[None]:
     """Map SDK exceptions to runvoy errors that carry a hint (throttling and 5xx become transient)."""
     try:
         yield
     except azexc.ClientAuthenticationError as exc:
-        raise ProviderError(
-            f"{what}: Azure authentication failed ({error_message(exc)})",
-            hint="sign in (az login), set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or use a managed identity",
-        ) from None
+        raise refusal(exc, what) from None
     except (azexc.ServiceRequestError, azexc.ServiceResponseError) as exc:
         raise TransientProviderError(f"{what}: no answer from Azure ({type(exc).__name__})") from None
     except azexc.HttpResponseError as exc:
         status = status_of(exc)
         if status == 429 or (status is not None and status >= 500):
             raise TransientProviderError(f"{what}: Azure answered {status} ({error_message(exc)})") from None
-        if status == 403:
-            raise ProviderError(f"{what}: not authorized ({error_message(exc)})", hint=ROLES_HINT) from None
+        if status in (401, 403):
+            raise refusal(exc, what) from None
         if status == 404:
             raise NotFound(
                 f"{what}: not found ({error_message(exc)})",

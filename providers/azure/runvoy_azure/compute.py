@@ -29,6 +29,7 @@ from runvoy_azure.clients import (
 from runvoy_azure.config import AzureConfig
 from runvoy_azure.logs import AciLogs
 from runvoy_azure.names import TAG_EXECUTION, TAG_MARKER, TAG_REQUEST, group_name, make_ref, split_ref
+from runvoy_azure.registries import group_credentials
 from runvoy_azure.secrets import SecretResolver
 from runvoy_azure.sizes import validate_size
 from runvoy_azure.states import task_state
@@ -123,9 +124,11 @@ class AciCompute:
         tags = {**self._config.tags, TAG_MARKER: "1", TAG_EXECUTION: key, TAG_STORE: self.store_id}
         if spec.request_id:
             tags[TAG_REQUEST] = spec.request_id
+        image = spec.image or self._config.default_image
+        registry_credentials, identity = group_credentials(image, self._config, self._secrets)
         container = m.Container(
             name=self._config.container_name,
-            image=spec.image or self._config.default_image,
+            image=image,
             command=command,
             environment_variables=env,
             resources=m.ResourceRequirements(requests=m.ResourceRequests(cpu=cpu, memory_in_gb=memory_gb)),
@@ -137,6 +140,8 @@ class AciCompute:
             restart_policy="Never",
             priority="Spot" if spec.resources.spot else None,
             tags=tags,
+            image_registry_credentials=registry_credentials or None,
+            identity=identity,
         )
 
     def _get(self, group_rg: str, name: str) -> Any | None:

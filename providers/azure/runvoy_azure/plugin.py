@@ -29,6 +29,7 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
             factory="runvoy_azure.provider:create_provider",
             config_model="runvoy_azure.config:AzureConfig",
             pricing="runvoy_azure.pricing:PRICING",
+            credentials="runvoy_azure.credentials:CHECK",
             capabilities=CAPABILITIES,
             install_extra="azure",
             description="Azure Container Instances; logs archived to Blob storage; records and locks in Table storage",

@@ -28,9 +28,20 @@ class AzureProvider:
         self.clients = AzureClients(config)
         archive = BlobArchive(self.clients)
         self.logs = AciLogs(self.clients, config, archive)
-        self.compute = AciCompute(self.clients, config, self.logs, archive, SecretResolver(self.clients))
+        self._secrets = SecretResolver(self.clients)
+        self.compute = AciCompute(self.clients, config, self.logs, archive, self._secrets)
         self.store = TableStore(self.clients, config.executions_table)
         self.locks = TableLockRegister(self.clients, config.locks_table)
+
+    def default_image(self) -> str:
+        """``DefaultImage``: what a run without ``--image`` runs (checked and pinned like any image)."""
+        return self.config.default_image
+
+    def registry_login(self, registry: str) -> tuple[str, str] | None:
+        """``RegistryLogin``: the configured username and password (from Key Vault) of an ACR host."""
+        from runvoy_azure.registries import registry_login
+
+        return registry_login(registry, self.config, self._secrets)
 
     def setup(self, dry_run: bool = False) -> list[dict[str, Any]]:
         return AzureSetup(self.clients, self.config).run(dry_run)

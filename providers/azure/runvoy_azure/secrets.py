@@ -39,6 +39,10 @@ class SecretResolver:
             values[env] = self._value(name)
         return values
 
+    def value(self, name: str) -> str:
+        """One secret's value (``secret_values`` first, then Key Vault), for a registry password."""
+        return self._value(name)
+
     def _value(self, name: str) -> str:
         configured = self._clients.config.secret_values.get(name)
         if configured is not None:

@@ -113,3 +113,75 @@ def test_an_archive_that_cannot_read_the_log_keeps_the_group(provider: Any, fake
     provider.compute.cleanup(ref)
     assert fake_aci.group("runvoy-cccc00000004") is None
     assert read_all(provider, ref) == ["kept"]
+
+
+def test_authorization_failed_names_the_action_and_the_role(provider: Any, fake_aci: Any) -> None:
+    from runvoy_core.errors import PermissionDenied
+
+    fake_aci.inject(
+        "PUT",
+        GROUP_GET,
+        status=403,
+        code="AuthorizationFailed",
+        message="The client 'ci@example.com' with object id '00000000-0000-0000-0000-000000000001' does not "
+        "have authorization to perform action 'Microsoft.ContainerInstance/containerGroups/write' over "
+        "scope '/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/x' "
+        "or the scope is invalid. If access was recently granted, please refresh your credentials.",
+    )
+    with pytest.raises(PermissionDenied) as caught:
+        provider.compute.start(spec("cccc00000403", "echo never"), "cccc00000403")
+    hint = caught.value.hint
+    assert "assign the role 'Contributor' on the resource group" in hint
+    assert "Microsoft.ContainerInstance/containerGroups/write" in hint
+    assert caught.value.to_dict()["permission"] == "Microsoft.ContainerInstance/containerGroups/write"
+    assert caught.value.docs == "docs/errors.md#permissiondenied"
+
+
+@pytest.mark.parametrize(
+    ("what", "role"),
+    [
+        ("read execution record", "'Storage Table Data Contributor' on the storage account"),
+        ("write runvoy/x.log to blob storage", "'Storage Blob Data Contributor' on the storage account"),
+        ("read secret 'db' from Key Vault", "'Key Vault Secrets User' on the key vault"),
+        ("create container group runvoy-1", "'Contributor' on the resource group"),
+    ],
+)
+def test_a_refusal_without_a_named_action_names_the_role_of_the_service(what: str, role: str) -> None:
+    from runvoy_azure.clients import role_for
+
+    assert role_for(
+        "This request is not authorized to perform this operation using this permission.", what
+    ) == (
+        None,
+        role,
+    )
+
+
+def test_a_refused_table_call_on_azurite_names_the_storage_role(make_provider: Any, azurite: Any) -> None:
+    import base64
+    import re
+
+    from runvoy_core.errors import PermissionDenied
+
+    wrong_key = base64.b64encode(b"not the account key, 64 bytes long for a proper looking key...").decode()
+    refused = re.sub(r"AccountKey=[^;]+", f"AccountKey={wrong_key}", azurite.connection_string)
+    # Azurite answers 403 AuthorizationFailure (Azure says so for a missing data role too)
+    with pytest.raises(PermissionDenied) as caught:
+        make_provider(storage_connection_string=refused)
+    hint = caught.value.hint
+    assert "assign the role 'Storage Table Data Contributor' on the storage account" in hint
+    assert "check its account key" in hint
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(401, "InvalidAuthenticationToken"), (403, "InvalidAuthenticationToken")]
+)
+def test_credentials_azure_does_not_accept_say_to_sign_in(
+    provider: Any, fake_aci: Any, status: int, code: str
+) -> None:
+    from runvoy_core.errors import NotAuthenticated
+
+    fake_aci.inject("PUT", GROUP_GET, status=status, code=code, message="The access token has expired.")
+    with pytest.raises(NotAuthenticated) as caught:
+        provider.compute.start(spec("cccc00000401", "echo never"), "cccc00000401")
+    assert "az login" in caught.value.hint

@@ -7,6 +7,7 @@ repeating a start."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,7 +15,13 @@ import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 
-from runvoy_core.errors import ProviderError, RunvoyError, TransientProviderError
+from runvoy_core.errors import (
+    NotAuthenticated,
+    PermissionDenied,
+    ProviderError,
+    RunvoyError,
+    TransientProviderError,
+)
 from runvoy_core.ratelimit import (
     SYSTEM_CLOCK,
     Clock,
@@ -48,6 +55,24 @@ IAM_HINT = (
     "the credentials need roles/run.developer, roles/logging.viewer, roles/storage.objectAdmin on the bucket "
     "and roles/iam.serviceAccountUser on the job's service account (see providers/gcp/README.md)"
 )
+ROLES = (
+    # (permission prefix, words of a call's description, the predefined role that grants it, where)
+    (
+        "iam.serviceAccounts.",
+        "service account",
+        "roles/iam.serviceAccountUser",
+        "on the job's service account",
+    ),
+    ("run.", "cloud run", "roles/run.developer", "on the project"),
+    ("logging.", "logging", "roles/logging.viewer", "on the project"),
+    ("secretmanager.", "secret manager", "roles/secretmanager.viewer", "on the project"),
+    ("storage.", "gs://", "roles/storage.objectAdmin", "on the bucket"),
+    ("storage.", "gcs", "roles/storage.objectAdmin", "on the bucket"),
+)
+_PERMISSION = re.compile(
+    r"\b((?:run|logging|storage|iam|secretmanager)\.(?!googleapis)[A-Za-z]+\.[A-Za-z]+)\b"
+)
+_DISABLED_API = re.compile(r"\b([a-z]+\.googleapis\.com)\b")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -60,14 +85,44 @@ def translate(exc: BaseException, what: str) -> RunvoyError:
     message = text.splitlines()[0] if text else type(exc).__name__
     if is_transient(exc):
         return TransientProviderError(f"{what}: {message}")
-    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated | gexc.Forbidden | gexc.Unauthorized):
-        return ProviderError(f"{what}: permission denied: {message}", hint=IAM_HINT)
+    if isinstance(exc, gexc.Unauthenticated | gexc.Unauthorized):
+        return NotAuthenticated(
+            f"{what}: not authenticated: {message}",
+            hint="run: gcloud auth application-default login (or set GOOGLE_APPLICATION_CREDENTIALS)",
+        )
+    if isinstance(exc, gexc.PermissionDenied | gexc.Forbidden):
+        if "SERVICE_DISABLED" in text or "has not been used in project" in text:
+            api = _DISABLED_API.search(text)
+            name = api.group(1) if api else "the API named above"
+            return PermissionDenied(
+                f"{what}: API disabled: {message}",
+                hint=f"enable it: gcloud services enable {name}",
+                permission=f"serviceusage.services.enable ({name})",
+            )
+        permission, role = role_for(text, what)
+        return PermissionDenied(
+            f"{what}: permission denied: {message}",
+            hint=f"grant {role} to the identity running runvoy (it holds the permission {permission}); "
+            "every role runvoy needs: providers/gcp/README.md",
+            permission=permission,
+        )
     if isinstance(exc, auth_exc.GoogleAuthError):
-        return ProviderError(
+        return NotAuthenticated(
             f"{what}: authentication failed: {message}",
             hint="run: gcloud auth application-default login",
         )
     return ProviderError(f"{what}: {message}")
+
+
+def role_for(text: str, what: str) -> tuple[str, str]:
+    """The permission a refused call needed (as Google's message names it, else the call's service) and
+    the predefined role that grants it, with where to grant it."""
+    found = _PERMISSION.search(text)
+    lowered = what.lower()
+    for prefix, words, role, where in ROLES:
+        if (found and found.group(1).startswith(prefix)) or (not found and words in lowered):
+            return (found.group(1) if found else f"{prefix}*"), f"{role} {where}"
+    return (found.group(1) if found else "?"), IAM_HINT.removeprefix("the credentials need ")
 
 
 def retry_after_of(exc: BaseException) -> float | None:

@@ -20,9 +20,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
 from google.cloud import run_v2
 
-from runvoy_core.errors import NotFound, ProviderError, StartFailed, TransientProviderError, ValidationFailed
+from runvoy_core.errors import (
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    ProviderError,
+    StartFailed,
+    TransientProviderError,
+    ValidationFailed,
+)
 from runvoy_core.models import ExecutionRequest
 from runvoy_core.ports import TaskPhase, TaskSpec, TaskState
 from runvoy_core.ports.compute import make_store_id
@@ -30,6 +39,7 @@ from runvoy_core.ratelimit import Retryable, RetryPolicy, retry_call
 from runvoy_gcp.calls import classify, is_transient, translate, with_retry
 from runvoy_gcp.clients import GcpClients
 from runvoy_gcp.config import GcpConfig
+from runvoy_gcp.registries import cloud_run_image
 from runvoy_gcp.secrets import SecretRef, parse_secrets
 from runvoy_gcp.sizes import effective_size
 
@@ -85,9 +95,11 @@ def _start_verdict(exc: BaseException) -> Retryable | None:
 
 
 class CloudRunCompute:
-    def __init__(self, config: GcpConfig, clients: GcpClients) -> None:
+    def __init__(self, config: GcpConfig, clients: GcpClients, images: dict[str, Any] | None = None) -> None:
         self.config = config
         self.clients = clients
+        self._images = images
+        """The settings' raw ``[images]`` section: which registries the image check logs in to."""
         self._known_jobs: set[str] = set()
         self._started: dict[str, str] = {}
         """Execution id -> ref of the runs this process started (a repeated start() costs no call)."""
@@ -107,7 +119,7 @@ class CloudRunCompute:
             )
         except passthrough:
             raise
-        except gexc.GoogleAPICallError as exc:
+        except (gexc.GoogleAPICallError, auth_exc.GoogleAuthError) as exc:
             raise translate(exc, what) from None
 
     @property
@@ -122,8 +134,13 @@ class CloudRunCompute:
         return f"projects/{self.clients.project}/locations/{region or self.config.region}"
 
     # -- validate ------------------------------------------------------------------------------------
+    def image_for(self, image: str | None) -> str:
+        """The image Cloud Run is given (through a mapped remote repository); refuses what it cannot pull."""
+        return cloud_run_image(image or self.config.image, self.config.registry_remotes, self._images)
+
     def validate(self, request: ExecutionRequest) -> None:
         effective_size(request.resources)
+        self.image_for(request.image)
         refs = parse_secrets(list(request.secrets))
         clash = sorted({r.env_name for r in refs} & set(request.env))
         if clash:
@@ -141,7 +158,7 @@ class CloudRunCompute:
     def job_content(self, spec: TaskSpec) -> dict[str, Any]:
         vcpu, memory = effective_size(spec.resources)
         return {
-            "image": spec.image or self.config.image,
+            "image": self.image_for(spec.image),
             "entrypoint": spec.argv[0],
             "cpu": str(vcpu),
             "memory": f"{memory}Mi",
@@ -224,8 +241,8 @@ class CloudRunCompute:
 
         try:
             self._retry(create, f"create Cloud Run job {job_id}", passthrough=())
-        except TransientProviderError:
-            raise
+        except (TransientProviderError, PermissionDenied, NotAuthenticated):
+            raise  # a missing role is said as such, with the role to grant
         except ProviderError as exc:
             raise StartFailed(exc.message, hint=exc.hint) from None
 
@@ -296,6 +313,8 @@ class CloudRunCompute:
                 if not is_transient(exc):
                     if isinstance(exc, gexc.GoogleAPICallError):
                         err = translate(exc, f"run Cloud Run job {job[0].rsplit('/', 1)[1]}")
+                        if isinstance(err, PermissionDenied | NotAuthenticated):
+                            raise err from None
                         raise StartFailed(err.message, hint=err.hint) from None
                     raise
                 errors.append(exc)
@@ -562,7 +581,7 @@ class CloudRunCompute:
 
         try:
             self._retry(cancel, "cancel Cloud Run execution")
-        except gexc.GoogleAPICallError as exc:
+        except (gexc.GoogleAPICallError, auth_exc.GoogleAuthError) as exc:
             raise translate(exc, "cancel Cloud Run execution") from None
 
     # -- find / list_active / cleanup ----------------------------------------------------------------

@@ -6,6 +6,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runvoy_core.images.config import registry_host
+
 DEFAULT_IMAGE = "python:3.12-slim"
 """Docker Hub's official ``python`` image (Cloud Run pulls Docker Hub images directly); it has ``/bin/sh``,
 which runs the shell command. Override per run with ``--image`` or here with ``image``."""
@@ -14,6 +16,11 @@ _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+REMOTE_REPOSITORY = re.compile(
+    r"^[a-z0-9-]{2,40}-docker\.pkg\.dev/[a-z][a-z0-9-]{4,28}[a-z0-9]/[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
+"""An Artifact Registry Docker repository: ``LOCATION-docker.pkg.dev/PROJECT/REPOSITORY``."""
+REGISTRY_REMOTES_MAX = 64
 
 
 class GcpConfig(BaseModel):
@@ -36,6 +43,12 @@ class GcpConfig(BaseModel):
     )
     job_prefix: str = Field(default="runvoy", description="Cloud Run job names are '<prefix>-<content hash>'")
     image: str = DEFAULT_IMAGE
+    registry_remotes: dict[str, str] = Field(
+        default_factory=dict,
+        description="registry host -> Artifact Registry remote repository (LOCATION-docker.pkg.dev/PROJECT/"
+        "REPOSITORY) that fronts it: images of that registry run through the repository, which holds the "
+        "registry's credentials in Secret Manager (Cloud Run takes no registry credentials itself)",
+    )
     labels: dict[str, str] = Field(default_factory=dict, description="added to every job runvoy creates")
     default_timeout: float = Field(
         default=86400.0,
@@ -75,6 +88,28 @@ class GcpConfig(BaseModel):
         from runvoy_gcp.quotas import QUOTAS
 
         return check_rate_limits(value, QUOTAS)
+
+    @field_validator("registry_remotes")
+    @classmethod
+    def _registry_remotes(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > REGISTRY_REMOTES_MAX:
+            raise ValueError(f"at most {REGISTRY_REMOTES_MAX} registries")
+        normalised: dict[str, str] = {}
+        for host, repository in value.items():
+            key = registry_host(host)
+            if host.endswith(".pkg.dev") or host == "gcr.io" or host.endswith(".gcr.io"):
+                raise ValueError(
+                    f"{host!r} is Google's own registry: the job's service account pulls from it"
+                )
+            if not REMOTE_REPOSITORY.match(repository):
+                raise ValueError(
+                    f"registry {host!r}: {repository[:120]!r} is not an Artifact Registry repository "
+                    "(LOCATION-docker.pkg.dev/PROJECT/REPOSITORY)"
+                )
+            if key in normalised:
+                raise ValueError(f"{host!r} names the same registry as another entry")
+            normalised[key] = repository
+        return normalised
 
     @field_validator("job_prefix")
     @classmethod

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
 
 from runvoy_core.errors import TransientProviderError, UsageError
 from runvoy_core.models import LogEvent, LogPage
@@ -119,7 +120,7 @@ class CloudLoggingLogs:
             )
         except TransientProviderError:
             raise
-        except gexc.GoogleAPICallError as exc:
+        except (gexc.GoogleAPICallError, auth_exc.GoogleAuthError) as exc:
             raise translate(exc, "read Cloud Logging") from None
 
     def read_entries(
@@ -220,7 +221,7 @@ class CloudLoggingLogs:
             )
         except gexc.NotFound:
             return None
-        except gexc.GoogleAPICallError as exc:
+        except (gexc.GoogleAPICallError, auth_exc.GoogleAuthError) as exc:
             raise translate(exc, "read the log archive") from None
 
     def archive(self, ref: str, execution_id: str) -> str:
@@ -257,7 +258,7 @@ class CloudLoggingLogs:
                 backoff=self.config.retry_backoff,
                 clock=self.clients.clock,
             )
-        except gexc.GoogleAPICallError as exc:
+        except (gexc.GoogleAPICallError, auth_exc.GoogleAuthError) as exc:
             raise translate(exc, "archive logs to GCS") from None
         return f"gs://{bucket.name}/{blob.name}"
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
 
 from runvoy_core.errors import ProviderError, TransientProviderError
 from runvoy_gcp.calls import translate, with_retry
@@ -54,7 +55,7 @@ class ObjectStore:
             raise
         except (gexc.NotFound, gexc.PreconditionFailed):
             raise
-        except gexc.GoogleAPICallError as exc:
+        except (gexc.GoogleAPICallError, auth_exc.GoogleAuthError) as exc:
             raise translate(exc, what) from None
 
     def missing_bucket(self) -> ProviderError:
@@ -133,13 +134,17 @@ class ObjectStore:
         end_offset: str | None = None,
         page_size: int = 200,
         metadata: bool = False,
+        delimiter: str | None = None,
     ) -> Iterator[Listed]:
         """The objects under ``prefix`` in lexicographic order, ``start_offset`` <= name < ``end_offset``,
         one list call per ``page_size`` names (fetched only as the caller goes on); ``metadata``: with
-        their custom metadata and generation."""
+        their custom metadata and generation; ``delimiter``: without the objects whose name has it after
+        ``prefix`` (GCS answers those as one prefix each, which this leaves out)."""
         full = self.prefix + prefix
         fields = "items(name,metadata,generation),nextPageToken" if metadata else "items(name),nextPageToken"
         kwargs: dict[str, Any] = {"prefix": full, "page_size": min(max(page_size, 1), 1000), "fields": fields}
+        if delimiter:
+            kwargs["delimiter"] = delimiter
         if start_offset:
             kwargs["start_offset"] = self.prefix + start_offset
         if end_offset:

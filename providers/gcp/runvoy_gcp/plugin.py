@@ -16,6 +16,7 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
             factory="runvoy_gcp.provider:create_provider",
             config_model="runvoy_gcp.config:GcpConfig",
             pricing="runvoy_gcp.pricing:PRICING",
+            credentials="runvoy_gcp.credentials:CHECK",
             capabilities=frozenset(
                 {
                     Capability.IMAGE,

@@ -11,6 +11,7 @@ from runvoy_gcp.config import GcpConfig
 from runvoy_gcp.logs import CloudLoggingLogs
 from runvoy_gcp.objects import ObjectStore
 from runvoy_gcp.register import GcsLockRegister
+from runvoy_gcp.registries import AccessTokenLogin
 from runvoy_gcp.store import GcsExecutionStore
 
 
@@ -23,10 +24,20 @@ class GcpProvider:
         self.region: str | None = config.region
         self.clients = GcpClients(config)
         objects = ObjectStore(config, self.clients)
-        self.compute = CloudRunCompute(config, self.clients)
+        self.compute = CloudRunCompute(config, self.clients, settings.images if settings else None)
         self.logs = CloudLoggingLogs(config, self.clients, prefix=config.bucket_prefix)
         self.store = GcsExecutionStore(objects)
         self.locks = GcsLockRegister(objects)
+        self._registry_login = AccessTokenLogin(lambda: self.clients.credentials)
+
+    def default_image(self) -> str:
+        """``DefaultImage``: what a run without ``--image`` runs (checked and pinned like any image)."""
+        return self.config.image
+
+    def registry_login(self, registry: str) -> tuple[str, str] | None:
+        """``RegistryLogin``: an OAuth access token of this provider's credentials for Artifact Registry and
+        Container Registry hosts (username ``oauth2accesstoken``); None for any other host."""
+        return self._registry_login.login(registry)
 
     def setup(self, dry_run: bool = False) -> list[dict[str, Any]]:
         from runvoy_gcp.setup import run_setup

@@ -8,11 +8,13 @@ with the generation: ``list`` is one listing call per thousand entries and no GE
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
+from runvoy_core.lock_queue import QUEUE_SEPARATOR
 from runvoy_core.ports import Versioned
-from runvoy_gcp.objects import ObjectStore
+from runvoy_gcp.objects import Listed, ObjectStore
 
 _VALUE_META = "runvoy-value"
 _VALUE_META_MAX = 6000  # custom metadata is capped at 8 KiB an object; a larger value is read from the body
@@ -57,15 +59,30 @@ class GcsLockRegister:
     def list(self) -> list[tuple[str, Versioned]]:
         result = []
         for listed in self.objects.listing("locks/", page_size=1000, metadata=True):
-            if not listed.name.endswith(".json"):
-                continue
-            name = listed.name[len("locks/") : -len(".json")]
-            text = listed.metadata.get(_VALUE_META)
-            if text is not None and listed.generation:
-                # the value and the generation come from the same object version: one upload wrote both
-                result.append((name, Versioned(json.loads(text), str(listed.generation))))
-                continue
-            found = self.read(name)  # written before values were kept in metadata, or too large for it
-            if found is not None:
-                result.append((name, found))
+            entry = self._entry(listed)
+            if entry is not None:
+                result.append(entry)
         return result
+
+    def list_locks(self) -> builtins.list[tuple[str, Versioned]]:
+        """The locks and their slots without the lock queues' tickets (``LockListing``): listed with ``~``
+        as the delimiter, GCS folds every ``NAME~...`` queue entry of a lock into one prefix, so this is one
+        listing of the locks however many runs ever queued for them."""
+        result: builtins.list[tuple[str, Versioned]] = []
+        for listed in self.objects.listing(
+            "locks/", page_size=1000, metadata=True, delimiter=QUEUE_SEPARATOR
+        ):
+            entry = self._entry(listed)
+            if entry is not None:
+                result.append(entry)
+        return result
+
+    def _entry(self, listed: Listed) -> tuple[str, Versioned] | None:
+        if not listed.name.endswith(".json"):
+            return None
+        name = listed.name[len("locks/") : -len(".json")]
+        text = listed.metadata.get(_VALUE_META)
+        if text is not None and listed.generation:
+            # the value and the generation come from the same object version: one upload wrote both
+            return name, Versioned(json.loads(text), str(listed.generation))
+        return (name, found) if (found := self.read(name)) is not None else None  # older or larger value

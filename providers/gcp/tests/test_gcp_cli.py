@@ -194,3 +194,20 @@ def test_setup_reports_a_disabled_api_and_an_unchecked_service_account(
     assert rows["logging.googleapis.com"]["action"] == "exists"
     assert rows["jobs@p.iam.gserviceaccount.com"]["action"] == "manual"
     assert rows[f"gs://{provider.clients.bucket_name}"]["action"] == "exists"
+
+
+def test_a_refused_run_prints_the_role_to_grant_and_the_docs_link(invoke, fake_run) -> None:
+    fake_run.server.faults.add(
+        "run.projects.locations.jobs.run",
+        status=403,
+        message="Permission 'run.jobs.run' denied on resource 'projects/p/locations/l/jobs/j'.",
+    )
+    result = invoke("--provider", "gcp", "run", "--json", "echo never")
+    assert result.code == 125, result.err
+    assert "Traceback" not in result.err
+    hint = next(line for line in result.err.splitlines() if line.startswith("hint: "))
+    assert "grant roles/run.developer on the project" in hint and "run.jobs.run" in hint
+    assert "docs: docs/errors.md#permissiondenied" in result.err.splitlines()
+    data = json.loads(result.out)
+    assert data["error"] == "PermissionDenied" and data["permission"] == "run.jobs.run"
+    assert data["docs"] == "docs/errors.md#permissiondenied" and "roles/run.developer" in data["hint"]

@@ -136,3 +136,94 @@ def test_a_repeated_start_finds_the_execution_through_its_task(provider, fake_ru
     assert provider.compute.find("e1") == ref
     assert [s.execution_id for s in provider.compute.list_active()] == ["e1"]
     assert executions_of(fake_run, project) == [ref]
+
+
+def test_a_403_on_run_names_the_permission_and_the_role(provider, fake_run, project) -> None:
+    from runvoy_core.errors import PermissionDenied
+
+    provider.compute.ensure_job(
+        provider.compute.location(None), provider.compute.job_content(spec_for("true"))
+    )
+    fake_run.server.faults.add(
+        RUN,
+        status=403,
+        message="Permission 'run.jobs.run' denied on resource 'projects/p/locations/l/jobs/j' "
+        "(or resource may not exist).",
+    )
+    with pytest.raises(PermissionDenied) as caught:
+        provider.compute.start(spec_for("echo never"), "e403")
+    assert "grant roles/run.developer on the project" in caught.value.hint
+    assert "run.jobs.run" in caught.value.hint
+    assert caught.value.to_dict()["permission"] == "run.jobs.run"
+    assert executions_of(fake_run, project) == []
+
+
+def test_a_403_without_a_named_permission_names_the_role_of_the_service(provider, fake_run) -> None:
+    from runvoy_core.errors import PermissionDenied
+
+    fake_run.server.faults.add(GET_EXECUTION, status=403, message="The caller does not have permission")
+    with pytest.raises(PermissionDenied) as caught:
+        provider.compute.describe(f"projects/{provider.clients.project}/locations/l/jobs/j/executions/x")
+    assert "grant roles/run.developer on the project" in caught.value.hint
+
+
+def test_a_disabled_api_says_which_to_enable(provider, fake_run) -> None:
+    from runvoy_core.errors import PermissionDenied
+
+    fake_run.server.faults.add(
+        GET_EXECUTION,
+        status=403,
+        message="Cloud Run Admin API has not been used in project p before or it is disabled. "
+        "Enable it by visiting https://console.developers.google.com/apis/api/run.googleapis.com then "
+        "retry. SERVICE_DISABLED",
+    )
+    with pytest.raises(PermissionDenied) as caught:
+        provider.compute.describe(f"projects/{provider.clients.project}/locations/l/jobs/j/executions/x")
+    assert caught.value.hint == "enable it: gcloud services enable run.googleapis.com"
+
+
+def test_a_401_says_to_sign_in(provider, fake_run) -> None:
+    """The client refreshes its credentials on a 401; here (anonymous credentials) the refresh fails, as
+    it does for a revoked or expired gcloud login."""
+    from runvoy_core.errors import NotAuthenticated
+
+    fake_run.server.faults.add(
+        GET_EXECUTION, status=401, message="Request had invalid authentication credentials."
+    )
+    with pytest.raises(NotAuthenticated) as caught:
+        provider.compute.describe(f"projects/{provider.clients.project}/locations/l/jobs/j/executions/x")
+    assert "gcloud auth application-default login" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("message", "what", "permission", "role"),
+    [
+        (
+            "x does not have storage.objects.get access to the Google Cloud Storage object.",
+            "read gs://b/o",
+            "storage.objects.get",
+            "roles/storage.objectAdmin on the bucket",
+        ),
+        (
+            "Permission 'iam.serviceAccounts.actAs' denied on service account jobs@p.iam.gserviceaccount.com",
+            "create Cloud Run job j",
+            "iam.serviceAccounts.actAs",
+            "roles/iam.serviceAccountUser",
+        ),
+        ("The caller does not have permission", "read Cloud Logging", "logging.*", "roles/logging.viewer"),
+        ("The caller does not have permission", "list GCS objects", "storage.*", "roles/storage.objectAdmin"),
+        (
+            "The caller does not have permission",
+            "read Secret Manager",
+            "secretmanager.*",
+            "roles/secretmanager.viewer",
+        ),
+    ],
+)
+def test_each_refused_permission_maps_to_the_role_that_grants_it(message, what, permission, role) -> None:
+    from google.api_core import exceptions as gexc
+    from runvoy_gcp.calls import translate
+
+    error = translate(gexc.PermissionDenied(message), what)
+    assert error.details["permission"] == permission
+    assert f"grant {role}" in error.hint

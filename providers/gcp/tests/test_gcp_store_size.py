@@ -23,9 +23,10 @@ from runvoy_gcp.objects import ObjectStore
 from runvoy_gcp.store import LIST_SLACK, ROLLUP_SHARDS, GcsExecutionStore, label_segment
 
 from runvoy_core.cost.rollups import bucket_key, bucket_of, row_to_dict
+from runvoy_core.lock_queue import queue_key, ticket_key
 from runvoy_core.models import Cost, Execution, ExecutionRequest, Status
 from runvoy_core.ports import ExecutionQuery
-from runvoy_core.ports.optional import CostRollups
+from runvoy_core.ports.optional import CostRollups, LockListing
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
 SMALL, LARGE = 100, 1000
@@ -174,6 +175,33 @@ def test_locks_list_is_one_listing_without_a_read_per_lock(provider, transport) 
     listed, cost = transport.measure(register.list)
     assert cost["list"] == 1 and cost["get"] == 1
     assert dict(listed)["old"].value == {"name": "old"}
+
+
+def test_locks_list_skips_the_queue_tickets_whatever_their_number(provider, transport) -> None:
+    """`runvoy locks list` (LockListing.list_locks): a listing per lock that has a queue, not one name per
+    run that ever queued for it."""
+    register = provider.locks
+    assert isinstance(register, LockListing)
+    for name in ("a", "a.b", "ab", "b", "team/x"):
+        register.create_if_absent(name, {"name": name})
+    register.create_if_absent("a#1", {"name": "a#1"})  # a slot is a lock of its own: listed
+
+    def queue(lock: str, tickets: int) -> None:
+        register.create_if_absent(queue_key(lock), {"next": tickets})
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda n: register.create_if_absent(ticket_key(lock, n), {"n": n}), range(tickets)))
+
+    queue("a", 10)
+    queue("b", 10)
+    small, small_cost = transport.measure(register.list_locks)
+    queue("a", 300)  # 290 more tickets on the same two locks
+    queue("b", 300)
+    large, large_cost = transport.measure(register.list_locks)
+    assert sorted(name for name, _ in small) == ["a", "a#1", "a.b", "ab", "b", "team/x"]
+    assert sorted(large) == sorted(small)
+    assert large_cost == small_cost == {"list": 1, "requests": 1, "objects_listed": 6}
+    # the whole register still has every entry, tickets included
+    assert len(register.list()) == 6 + 2 * 301
 
 
 def ended(n: int, hour: int, user: str = "ann", total: str = "0.25") -> Execution:

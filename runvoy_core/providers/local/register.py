@@ -9,10 +9,12 @@ Also the core's fallback register for providers without one (locks then hold on 
 
 from __future__ import annotations
 
+import builtins
 import json
 from pathlib import Path
 from typing import Any
 
+from runvoy_core.lock_queue import QUEUE_SEPARATOR
 from runvoy_core.ports.locks import Versioned
 from runvoy_core.providers.local import db
 
@@ -54,3 +56,27 @@ class LocalLockRegister:
     def list(self) -> list[tuple[str, Versioned]]:
         rows = self._state.get().execute("SELECT name, value, version FROM locks ORDER BY name").fetchall()
         return [(str(n), Versioned(json.loads(v), str(ver))) for n, v, ver in rows]
+
+    def list_locks(self) -> builtins.list[tuple[str, Versioned]]:
+        """The locks and their slots without the lock queues' tickets (``LockListing``): a lock's queue
+        entries (``NAME~queue``, ``NAME~<n>``) sort together right after ``NAME~``, since every character a
+        lock name may hold sorts before ``~``, so the walk along the primary key jumps past them — a lookup
+        per lock with a queue, however many runs ever queued for it."""
+        conn = self._state.get()
+        found: builtins.list[tuple[str, Versioned]] = []
+        after = ""
+        while True:
+            # read row by row: SQLite steps no further than the first queue entry, where the walk jumps
+            cursor = conn.execute(
+                "SELECT name, value, version FROM locks WHERE name > ? ORDER BY name", (after,)
+            )
+            try:
+                for name, value, version in cursor:
+                    if QUEUE_SEPARATOR in name:
+                        after = name.split(QUEUE_SEPARATOR, 1)[0] + QUEUE_SEPARATOR + "\x7f"
+                        break
+                    found.append((str(name), Versioned(json.loads(value), str(version))))
+                else:
+                    return found
+            finally:
+                cursor.close()

@@ -5,7 +5,7 @@ reference/locks.md: 20 concurrent create-if-absent calls, exactly one winner."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 from runvoy_core.ports.locks import Versioned
 
@@ -140,3 +140,23 @@ class LockRegisterConformance:
             assert entry.value == {"name": name}
             current = register.read(name)
             assert current is not None and current.version == entry.version
+
+    def test_list_locks_is_list_without_the_queue_entries(self, register: Any) -> None:
+        """A register that lists locks only (``LockListing``, for ``runvoy locks list``) returns exactly
+        ``list()`` without the lock queues' entries: every lock and slot, each with its version."""
+        from runvoy_core.lock_queue import is_queue_key, queue_key, ticket_key
+        from runvoy_core.ports.optional import LockListing
+
+        if not isinstance(register, LockListing):
+            return  # optional: `runvoy locks list` then filters `list()`
+        listing: LockListing = register
+        register = cast(Any, register)  # and a LockRegister, as every register here
+        for name in ("a", "a#1", "a.b", "ab", "b", "team/x"):
+            register.create_if_absent(name, {"name": name})
+        for lock in ("a", "b"):
+            register.create_if_absent(queue_key(lock), {"next": 3})
+            for ticket in range(3):
+                register.create_if_absent(ticket_key(lock, ticket), {"ticket": ticket})
+        expected = {name: entry.version for name, entry in register.list() if not is_queue_key(name)}
+        assert set(expected) == {"a", "a#1", "a.b", "ab", "b", "team/x"}
+        assert {name: entry.version for name, entry in listing.list_locks()} == expected

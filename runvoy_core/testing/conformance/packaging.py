@@ -105,3 +105,20 @@ class PackagingConformance:
         validate: Any = getattr(model, "model_validate", None)
         assert callable(validate)
         validate(self.minimal_config)
+
+    def test_credential_check_is_typed_and_imports_no_sdk(self) -> None:
+        """``ProviderSpec.credentials`` (``runvoy init``, decision 2111): a ``CredentialCheck`` whose module
+        imports no SDK until ``check`` runs, and whose ``region_setting`` is a key of the config model."""
+        from runvoy_core.ports.optional import CredentialCheck
+
+        spec = self._spec()
+        if spec.credentials is None:
+            return
+        modules = imported_modules(spec.credentials)
+        assert offending(modules, self.forbidden_modules) == []
+        check = spec.load_credential_check()
+        assert isinstance(check, CredentialCheck), f"{spec.credentials} is not a CredentialCheck"
+        model: Any = spec.load_config_model()
+        fields: Any = getattr(model, "model_fields", None) or getattr(model, "__struct_fields__", ())
+        if model is not None:
+            assert check.region_setting in fields, f"region_setting {check.region_setting!r} is no config key"

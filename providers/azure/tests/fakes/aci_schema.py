@@ -112,6 +112,30 @@ def _validate_container(index: int, container: Any) -> Problem | None:
     return None
 
 
+def _validate_registry_credentials(body: dict[str, Any], credentials: Any) -> Problem | None:
+    """ARM's rules for ``imageRegistryCredentials``: a server, and a username with a password or a
+    user-assigned identity that the group itself has."""
+    if not isinstance(credentials, list):
+        return "InvalidRequestContent", "properties.imageRegistryCredentials must be a list"
+    assigned = ((body.get("identity") or {}).get("userAssignedIdentities")) or {}
+    for index, credential in enumerate(credentials):
+        where = f"properties.imageRegistryCredentials[{index}]"
+        if not isinstance(credential, dict) or not isinstance(credential.get("server"), str):
+            return "InvalidImageRegistryCredential", f"{where}.server is required"
+        if credential.get("identity") is not None:
+            if credential["identity"] not in assigned:
+                return (
+                    "InvalidImageRegistryCredentialIdentity",
+                    f"{where}.identity '{credential['identity']}' is not an identity of the container group",
+                )
+        elif not credential.get("username") or not credential.get("password"):
+            return (
+                "InvalidImageRegistryCredential",
+                f"{where} needs a username and a password, or an identity",
+            )
+    return None
+
+
 def validate_group(body: Any) -> Problem | None:
     if not isinstance(body, dict):
         return "InvalidRequestContent", "The request content was invalid and could not be deserialized."
@@ -136,6 +160,10 @@ def validate_group(body: Any) -> Problem | None:
         return "InvalidRestartPolicy", f"properties.restartPolicy must be one of {sorted(RESTART_POLICIES)}"
     if "priority" in props and props["priority"] not in PRIORITIES:
         return "InvalidPriority", f"properties.priority must be one of {sorted(PRIORITIES)}"
+    if "imageRegistryCredentials" in props:
+        problem = _validate_registry_credentials(body, props["imageRegistryCredentials"])
+        if problem:
+            return problem
     containers = props.get("containers")
     if not isinstance(containers, list) or not containers:
         return "InvalidRequestContent", "properties.containers must hold at least one container"

@@ -79,6 +79,8 @@ class Fault:
     delay_after: float = 0.0
     """Do the work, then wait this long before answering (a client-side timeout on a request that succeeded)."""
     hits: int = 0
+    code: str = "InjectedFault"
+    message: str | None = None
 
 
 class MonotonicClock:
@@ -251,8 +253,11 @@ class FakeAci:
         headers: dict[str, str] | None = None,
         times: int = 1,
         delay_after: float = 0.0,
+        code: str = "InjectedFault",
+        message: str | None = None,
     ) -> Fault:
         fault = Fault(method.upper(), re.compile(path, re.I), times, status, headers or {}, delay_after)
+        fault.code, fault.message = code, message
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -298,6 +303,8 @@ class FakeAci:
         for container in props["containers"]:
             for variable in container["properties"].get("environmentVariables") or []:
                 variable.pop("secureValue", None)  # ACI never returns secure values
+        for credential in props.get("imageRegistryCredentials") or []:
+            credential.pop("password", None)  # nor registry passwords
         if instance_view and group.state is not None:
             view: dict[str, Any] = {"restartCount": 0, "events": copy.deepcopy(group.events)}
             if group.container_state is not None:
@@ -461,7 +468,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             fault = fake._fault_for(method, path)
             if fault is not None and fault.status is not None:
-                self._error(fault.status, "InjectedFault", f"injected {fault.status}", fault.headers)
+                message = fault.message or f"injected {fault.status}"
+                self._error(fault.status, fault.code, message, fault.headers)
                 return
             status, payload, headers = self._route(method, path, query, body)
             if fault is not None and fault.delay_after:
