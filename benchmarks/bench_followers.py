@@ -69,6 +69,10 @@ def _home() -> None:
             "AWS_CONFIG_FILE": os.path.join(home, "none"),
             "AWS_SHARED_CREDENTIALS_FILE": os.path.join(home, "none"),
             "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+            # the emulated tasks pull nothing, and no public registry is reachable from every machine: the
+            # default image is not looked up (decision 0804), as in the test suite
+            "RUNVOY_IMAGES__CHECK": "false",
+            "RUNVOY_WARM": "0",
         }
     )
     for name in ("werkzeug", "urllib3.connectionpool"):
