@@ -23,7 +23,7 @@ class CliState:
     log_format: str | None = None
     log_level: str | None = None
     _settings: Settings | None = field(default=None, repr=False)
-    _runvoy: dict[str | None, Runvoy] = field(default_factory=dict, repr=False)
+    _runvoy: dict[tuple[str | None, bool], Runvoy] = field(default_factory=dict, repr=False)
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -38,14 +38,28 @@ class CliState:
             configure_logging(self._settings.log_format, self._settings.log_level)
         return self._settings
 
-    def runvoy(self, provider: str | None = None) -> Runvoy:
-        """The API object for ``provider`` (the command's --provider, else the global one, else the config's)."""
+    def runvoy(self, provider: str | None = None, *, local: bool = False) -> Runvoy:
+        """The API object for ``provider`` (the command's --provider, else the global one, else the config's):
+        through the configured server if there is one, unless ``local`` (decision 1511)."""
         name = provider or self.provider
-        if name not in self._runvoy:
+        if (name, local) not in self._runvoy:
             from runvoy_core.api import Runvoy
 
-            self._runvoy[name] = Runvoy(provider=name, settings=self.settings())
-        return self._runvoy[name]
+            settings = self.settings()
+            made = Runvoy.local(name, settings=settings) if local else Runvoy(name, settings=settings)
+            self._runvoy[name, local] = made
+        return self._runvoy[name, local]
+
+    def local_only(self, command: str) -> None:
+        """Say that ``command`` acts on this machine when a server is configured (it cannot go through one)."""
+        server = self.settings().server
+        if server:
+            from runvoy_cli.output import message
+
+            message(
+                f"runvoy {command}: acts on this machine, not through the server at {server} "
+                "(set by the config key server or RUNVOY_SERVER; RUNVOY_SERVER= turns it off)"
+            )
 
 
 def state() -> CliState:

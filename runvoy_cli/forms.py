@@ -125,6 +125,16 @@ ALERT_AT = FormType(inputs.ALERT_AT)
 SCOPE = FormType(inputs.SCOPE)
 CURRENCY = FormType(inputs.CURRENCY)
 PROVIDER_SETTING = FormType(inputs.PROVIDER_SETTING)
+AUDIT_TIME = FormType(inputs.AUDIT_TIME, metavar="DURATION|DATE")
+AUDIT_ANCHOR = FormType(inputs.AUDIT_ANCHOR, metavar="SEQ:HASH")
+USER_NAME = FormType(inputs.USER_NAME, metavar="NAME")
+TEAM = FormType(inputs.TEAM, metavar="TEAM")
+KEY_NAME = FormType(inputs.KEY_NAME, metavar="NAME")
+KEY_ID = FormType(inputs.KEY_ID, metavar="KEY_ID")
+KEY_EXPIRY = FormType(inputs.KEY_EXPIRY, metavar="DURATION")
+KEY_OVERLAP = FormType(inputs.KEY_OVERLAP, metavar="DURATION")
+POLICY_NAME = FormType(inputs.POLICY_NAME, metavar="NAME")
+POLICY_PATTERN = FormType(inputs.POLICY_PATTERN, metavar="PATTERN")
 
 
 def check_argv(argv: list[str]) -> None:

@@ -32,6 +32,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "setup": ("runvoy_cli.commands.setup", "Create or check what a provider needs."),
     "config": ("runvoy_cli.commands.config", "Show or validate the configuration."),
     "completion": ("runvoy_cli.commands.completion", "Print the shell completion script (bash, zsh, fish)."),
+    "audit": ("runvoy_cli.commands.audit", "Verify and export the server's audit log."),
+    "totp": ("runvoy_cli.commands.totp", "Set up the second factor (TOTP) of a server's admins."),
+    "users": ("runvoy_cli.commands.users", "Manage a runvoy server's users and service accounts."),
+    "keys": ("runvoy_cli.commands.keys", "Create, list, revoke and rotate API keys."),
+    "policies": ("runvoy_cli.commands.policies", "Set what a team's operators may run."),
+    "server": ("runvoy_cli.commands.server", "Serve the HTTP API for a team (extra runvoy[server])."),
+    "health": (
+        "runvoy_cli.commands.health",
+        "Show whether a runvoy server is ready (store, provider, locks).",
+    ),
+    "login": ("runvoy_cli.commands.login", "Sign in to a runvoy server with an API key (kept 0600)."),
+    "logout": ("runvoy_cli.commands.logout", "Forget the API key kept for a runvoy server."),
 }
 
 

@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -31,9 +31,58 @@ from runvoy_core import inputs
 from runvoy_core.errors import ConfigError
 from runvoy_core.models import Cpu, LockLease, MemoryMiB, PollIntervalMax, StartTimeout, WebhookTimeout
 from runvoy_core.paths import default_config_path, default_home
-from runvoy_core.records import Record, RecordError
+from runvoy_core.records import Record, RecordError, parsed_type
 
 __all__ = ["Settings", "default_config_path", "default_home", "load_settings"]
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Host: TypeAlias = str
+    Port: TypeAlias = int
+    BodyLimit: TypeAlias = int
+    RequestRate: TypeAlias = float
+    RequestBurst: TypeAlias = int
+    RequestTimeout: TypeAlias = float
+else:
+    Host = parsed_type(str, inputs.HOST.parse, "Host")
+    Port = parsed_type(int, inputs.PORT.parse, "Port")
+    BodyLimit = parsed_type(int, inputs.BODY_LIMIT.parse, "BodyLimit")
+    RequestRate = parsed_type(float, inputs.REQUEST_RATE.parse, "RequestRate")
+    RequestBurst = parsed_type(int, inputs.REQUEST_BURST.parse, "RequestBurst")
+    RequestTimeout = parsed_type(float, inputs.REQUEST_TIMEOUT.parse, "RequestTimeout")
+
+DEFAULT_PORT = 8421
+
+
+class ServeConfig(Record, kw_only=True):
+    """The ``[serve]`` section: how ``runvoy server`` listens and limits (docs/server.md, decision 1514).
+    Not ``[server]``: the key ``server`` is the URL of a server the CLI goes through (decision 1501)."""
+
+    host: Host = "127.0.0.1"
+    port: Port = DEFAULT_PORT
+    body_limit: BodyLimit = 1 << 20
+    """Bytes; given as "1MiB", "512KiB" or a number of bytes."""
+    rate: RequestRate = 20.0
+    """Requests per second per API key, on each replica (a token bucket's refill)."""
+    burst: RequestBurst = 40
+    """Requests per API key at once, on each replica (the token bucket's size)."""
+    request_timeout: RequestTimeout = 90.0
+    """Until a response starts: a stream (SSE) that has started is not cut."""
+    trusted_proxies: list[str] = []
+    """Addresses or networks whose X-Forwarded-For / X-Forwarded-Proto are believed; none by default."""
+    require_totp_for_admin: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.trusted_proxies) > inputs.MAX_TRUSTED_PROXIES:
+            raise RecordError(f"at most {inputs.MAX_TRUSTED_PROXIES} entries", "trusted_proxies")
+        for entry in self.trusted_proxies:
+            try:
+                inputs.TRUSTED_PROXY.parse(entry)
+            except ValueError as exc:
+                raise RecordError(str(exc), "trusted_proxies") from None
 
 
 class NotifyConfig(Record, kw_only=True):
@@ -163,6 +212,11 @@ class Settings(Record, kw_only=True):
     """MiB, given as "512MiB" or "2GiB"; None: 512 MiB."""
     providers: dict[str, dict[str, Any]] = {}
     notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
+    serve: ServeConfig = msgspec.field(default_factory=ServeConfig)
+    """The ``[serve]`` section: ``runvoy server``'s address and limits."""
+    server: str | None = None
+    """A runvoy server's URL (inputs.SERVER_URL): when set, ``Runvoy`` and the CLI work through that server
+    instead of a provider of their own (decision 1511). RUNVOY_SERVER, or ``server = "https://..."``."""
     images: dict[str, Any] = {}
     """The ``[images]`` section (policy, cache, registries), per profile like the rest. Kept raw here and checked
     by ``runvoy_core.images.config.ImagesConfig`` (pydantic) only when a run has an image or ``config validate``
@@ -186,6 +240,13 @@ class Settings(Record, kw_only=True):
             raise RecordError(
                 f"{self.user!r} is not a user name (letters, digits, _ . @ -, at most 128)", "user"
             )
+        if self.server == "":
+            self.server = None  # RUNVOY_SERVER= turns off a server the config file sets
+        if self.server is not None:
+            try:
+                self.server = str(inputs.SERVER_URL.parse(self.server))
+            except ValueError as exc:
+                raise RecordError(str(exc), "server") from None
         _check_home(self.home)
         for name in self.providers:
             try:

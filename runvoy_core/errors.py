@@ -265,3 +265,59 @@ class RegistryUnreachable(ImageCheckFailed):
         'check the registry host, the network and TLS (ca_bundle in [images.registries."HOST"]); '
         "retry later if it is transient"
     )
+
+
+class InvalidToken(RunvoyError):
+    """The runvoy server refused the API key: unknown, revoked, expired, malformed, or its user is disabled."""
+
+    exit_code = 77  # EX_NOPERM of sysexits.h, as for every refusal by the server
+    default_hint = (
+        "sign in again with a valid key: runvoy login (or set RUNVOY_TOKEN); an admin can create one"
+    )
+
+
+class AccessDenied(RunvoyError):
+    """The runvoy server's roles and policies do not allow this action on this resource for this caller."""
+
+    exit_code = 77
+    default_hint = "ask an admin of the runvoy server for the role or policy that grants it (docs/server.md)"
+
+
+class ServerUnavailable(RunvoyError):
+    """The runvoy server did not answer, answered something that is not runvoy's API, or is overloaded."""
+
+    default_hint = "check the server URL (runvoy config show, RUNVOY_SERVER) and its health: runvoy health"
+
+
+class RequestTooLarge(UsageError):
+    """The request's body is larger than the runvoy server accepts (``[serve] body_limit``; HTTP 413)."""
+
+    default_hint = "send less (a shorter command, fewer or smaller --env values), or raise [serve] body_limit"
+
+
+class TooManyRequests(RunvoyError):
+    """This API key (or this address, after failed sign-ins) sent more requests than the server's rate limit
+    (HTTP 429); ``details["retry_after"]`` is how many seconds to wait."""
+
+    exit_code = 75  # EX_TEMPFAIL: trying again later works
+    default_hint = "wait the seconds the server named and try again, or ask its admin to raise [serve] rate"
+
+
+class RequestTimeout(ServerUnavailable):
+    """The runvoy server did not answer the request within its timeout (``[serve] request_timeout``; HTTP 504)."""
+
+    default_hint = (
+        "try again; if it persists, check the server's health (runvoy health) and its provider's store"
+    )
+
+
+def error_class(code: str) -> type[RunvoyError]:
+    """The error class whose ``docs_anchor`` is ``code`` (the stable ``code`` of a server's JSON error), so a
+    client raises what the server raised, with the same exit code; RunvoyError for a code it does not know."""
+    pending: list[type[RunvoyError]] = [RunvoyError]
+    while pending:
+        cls = pending.pop()
+        if cls.docs_anchor == code:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return RunvoyError

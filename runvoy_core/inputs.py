@@ -361,5 +361,273 @@ def _switch(value: Any) -> bool:
 SWITCH = Form("switch", "true or false (a boolean, not text or a number)", _switch)
 """A yes/no keyword of the Python API or key of a playbook: ``image_check`` (``--no-image-check``)."""
 
+# -- the team service (runvoy_core.team, decisions 1506-1507) ----------------------------------------------
+USER_NAME = _pattern_form(
+    "user name",
+    "a user or service account name: lowercase letters, digits and . _ @ - (1 to 64 characters, starting "
+    "with a letter), such as alice or ci-deploy",
+    r"[a-z][a-z0-9._@-]{0,63}",
+)
+TEAM = _pattern_form(
+    "team",
+    "a team name: lowercase letters, digits and - (1 to 32 characters, starting with a letter), such as data",
+    r"[a-z][a-z0-9-]{0,31}",
+)
+ROLE = _pattern_form("role", "one of viewer, operator, admin", r"viewer|operator|admin")
+ACCOUNT_KIND = _pattern_form("account kind", "user or service", r"user|service")
+KEY_NAME = _pattern_form(
+    "key name",
+    "a key name: letters, digits and _ . : - (1 to 64 characters, starting with a letter or digit), such as laptop",
+    r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}",
+)
+KEY_ID = _pattern_form(
+    "key id", "a key id: 16 lowercase hexadecimal digits, such as 3f2a9c0d1e4b5a67", r"[0-9a-f]{16}"
+)
+KEY_EXPIRY = _duration_form("key lifetime", 3600.0, 730 * DAY)
+KEY_OVERLAP = _duration_form("key overlap", 60.0, 7 * DAY)
+POLICY_NAME = _pattern_form(
+    "policy name",
+    "a policy name: lowercase letters, digits and - (1 to 64 characters, starting with a letter), such as data-etl",
+    r"[a-z][a-z0-9-]{0,63}",
+)
+MAX_POLICY_PATTERNS = 32
+"""At most this many patterns in one field of a policy."""
+POLICY_PATTERN = _pattern_form(
+    "policy pattern",
+    "a shell-style pattern (* ? [seq]) of 1 to 128 printable ASCII characters without spaces, such as etl-*",
+    r"[\x21-\x7e]{1,128}",
+)
+
+# -- the client of a runvoy server (runvoy_core.remote, decision 1517) ---------------------------------------
+MAX_SERVER_URL_CHARS = 2048
+
+
+def _server_url(value: Any) -> str:
+    from urllib.parse import urlsplit
+
+    given = _text(value, "server URL").strip()
+    if len(given) > MAX_SERVER_URL_CHARS:
+        raise ValueError(f"a server URL is at most {MAX_SERVER_URL_CHARS} characters")
+    if not given.isascii() or any(c.isspace() for c in given):
+        raise ValueError(f"{given!r} has spaces or non-ASCII characters")
+    parts = urlsplit(given)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not 0-65535
+    except ValueError:
+        raise ValueError(f"{given!r} has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{given!r} is not an http:// or https:// URL")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(
+            "a server URL carries no user, password, query or fragment (give the key by runvoy login)"
+        )
+    return given.rstrip("/")
+
+
+SERVER_URL = Form(
+    "server URL",
+    "an http:// or https:// URL of a runvoy server (host, optional port and path; no user, password, query or "
+    f"fragment; at most {MAX_SERVER_URL_CHARS} characters), such as https://runvoy.example.com",
+    _server_url,
+)
+
+
+def _api_key(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("an API key is text")
+    given = value.strip()
+    # the error never repeats the value: a mistyped key is still mostly a secret
+    if not re.fullmatch(r"rvk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", given, re.ASCII):
+        raise ValueError("this is not a runvoy API key")
+    return given
+
+
+API_KEY = Form(
+    "API key",
+    "a runvoy API key: rvk_, 16 lowercase hexadecimal digits, _, and 43 characters of A-Z a-z 0-9 _ -",
+    _api_key,
+)
+
+# -- the audit log (`runvoy audit`, decision 1509) ----------------------------------------------------------
+_AUDIT_DURATION = "a duration back from now, 1s to 3650d, such as 90m, 24h or 7d"
+_AUDIT_DATE = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
+)
+
+
+def _audit_time(value: Any) -> Any:
+    """A ``datetime`` (UTC) for a date or time, a float of seconds back from now for a duration."""
+    from datetime import UTC, datetime
+
+    text = _text(value, "time").strip()
+    if len(text) <= 35 and re.fullmatch(_AUDIT_DATE, text, re.ASCII):
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date: no such day or time") from None
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        if not 2000 <= moment.year <= 2999:
+            raise ValueError(f"{text!r} is not between the years 2000 and 2999")
+        return moment
+    try:
+        return units.parse_duration(text, low=1.0, high=3650 * DAY, form=_AUDIT_DURATION)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither {_AUDIT_DURATION} nor a date such as 2026-12-01") from None
+
+
+AUDIT_TIME = Form(
+    "audit time",
+    f"{_AUDIT_DURATION}, or a date or time in UTC (unless it names its offset) such as 2026-12-01, "
+    "2026-12-01T08:30:00Z or 2026-12-01T09:30+01:00, years 2000 to 2999",
+    _audit_time,
+)
+
+
+def audit_time(value: str, now: Any) -> Any:
+    """The moment ``value`` (an AUDIT_TIME) names: a date as given, a duration back from ``now``."""
+    from datetime import timedelta
+
+    parsed = AUDIT_TIME.parse(value)
+    return now - timedelta(seconds=parsed) if isinstance(parsed, float) else parsed
+
+
+def _audit_anchor(value: Any) -> tuple[int, str]:
+    text = _text(value, "anchor").strip()
+    found = re.fullmatch(r"([0-9]{1,12}):([0-9a-f]{64})", text, re.ASCII)
+    if found is None or int(found.group(1)) < 1:
+        raise ValueError(
+            f"{text!r} is not SEQ:HASH (an entry number from 1, a colon, 64 lowercase hex digits)"
+        )
+    return int(found.group(1)), found.group(2)
+
+
+AUDIT_ANCHOR = Form(
+    "audit anchor",
+    "SEQ:HASH, an entry's number (1 to 999999999999) and its sha256 hash in 64 lowercase hexadecimal digits, "
+    "as runvoy audit verify prints them",
+    _audit_anchor,
+)
+
+
+def _totp_code(value: Any) -> str:
+    # the message never repeats the value: it may be a code
+    text = value.replace(" ", "") if isinstance(value, str) and len(value) <= 32 else ""
+    if not re.fullmatch(r"[0-9]{6}", text, re.ASCII):
+        raise ValueError("this is not a one-time password (6 digits)")
+    return text
+
+
+TOTP_CODE = Form(
+    "one-time password",
+    "the 6 digits an authenticator app shows (spaces ignored, at most 32 characters in all), such as 123456 "
+    "or 123 456",
+    _totp_code,
+)
+
 ARCHITECTURES = ("x86_64", "arm64", "amd64", "aarch64")
 ON_CONFLICT = ("fail", "wait", "cancel", "queue")
+
+# -- the server (`runvoy server`, its [serve] section, `runvoy health`) -------------------------------------
+REQUEST_TIMEOUT = _duration_form("request timeout", 1.0, 3600.0)
+HEALTH_TIMEOUT = _duration_form("health timeout", 0.1, 300.0)
+
+
+def _host(value: Any) -> str:
+    text = _text(value, "host")
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|[0-9A-Fa-f:.]{2,45}", text, re.ASCII):
+        raise ValueError(f"{text!r} is not a host name or IP address")
+    if ":" in text:
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IPv6 address") from None
+    return text
+
+
+HOST = Form(
+    "host",
+    "a host name or IP address to listen on, such as 127.0.0.1, 0.0.0.0, :: or localhost "
+    "(letters, digits, . and -, at most 253; or an IPv6 address)",
+    _host,
+)
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a port number")
+    text = str(value).strip()
+    if not re.fullmatch(r"[0-9]{1,5}", text, re.ASCII) or int(text) > 65535:
+        raise ValueError(f"{value!r} is not a port from 0 to 65535")
+    return int(text)
+
+
+PORT = Form("port", "a TCP port from 0 to 65535 (0: any free port)", _port)
+
+MIN_BODY_LIMIT = 1024
+MAX_BODY_LIMIT = 64 * 1024 * 1024
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20}
+
+
+def _byte_size(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a size such as 512KiB or 1MiB")
+    found = re.fullmatch(r"([0-9]{1,12})\s*([A-Za-z]{0,3})", str(value).strip(), re.ASCII)
+    unit = found.group(2).lower() if found else ""
+    if found is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"{value!r} is not a size such as 512KiB or 1MiB (a bare number is bytes)")
+    size = int(found.group(1)) * _SIZE_UNITS[unit]
+    if not MIN_BODY_LIMIT <= size <= MAX_BODY_LIMIT:
+        raise ValueError(f"{value!r} is not from 1KiB to 64MiB")
+    return size
+
+
+BODY_LIMIT = Form(
+    "body limit", "a size from 1KiB to 64MiB such as 512KiB or 1MiB (a bare number is bytes)", _byte_size
+)
+
+
+def _positive_number(name: str, low: float, high: float, *, integer: bool = False) -> Form:
+    kind = "a whole number" if integer else "a number"
+    text = f"{kind} from {low:,.10g} to {high:,.10g}"
+
+    def parse(value: Any) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"{value!r} is not {text}")
+        given = str(value).strip()
+        pattern = r"[0-9]{1,9}" if integer else r"[0-9]{1,9}(\.[0-9]{1,6})?"
+        if isinstance(value, float) and not integer:
+            given = repr(value) if value == value and value not in (float("inf"), float("-inf")) else "x"
+            pattern = r"[0-9]{1,9}(\.[0-9]{1,17})?(e-?[0-9]{1,3})?"
+        if not re.fullmatch(pattern, given, re.ASCII):
+            raise ValueError(f"{value!r} is not {text}")
+        number = float(given)
+        if not low <= number <= high:
+            raise ValueError(f"{value!r} is not {text}")
+        return int(number) if integer else number
+
+    return Form(name, text, parse)
+
+
+REQUEST_RATE = _positive_number("request rate", 0.01, 100_000.0)
+"""Requests per second each API key may send to one server replica (the token bucket's refill)."""
+REQUEST_BURST = _positive_number("request burst", 1, 1_000_000, integer=True)
+"""Requests each API key may send at once to one server replica (the token bucket's size)."""
+
+
+def _network(value: Any) -> str:
+    text = _text(value, "trusted proxy")
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address or network such as 10.0.0.1 or 10.0.0.0/8") from None
+    return text
+
+
+TRUSTED_PROXY = Form(
+    "trusted proxy", "an IP address or network such as 10.0.0.1, 10.0.0.0/8 or fd00::/8", _network
+)
+MAX_TRUSTED_PROXIES = 64

@@ -30,6 +30,28 @@ def configure_logging(fmt: str = "console", level: str = "warning") -> None:
         _apply()
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a line is written, not as it was when logging was configured: a process
+    that replaces its stderr later (a server's supervisor, a test's capture) still gets every line, and a
+    replaced stream that was closed is never written to."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = _CurrentStderr()
+
+
+def apply_now() -> None:
+    """Configure structlog now rather than on runvoy's first line: a long-running process (the server) whose
+    libraries log through structlog directly must not print with structlog's defaults first."""
+    if _applied != _wanted:
+        _apply()
+
+
 def _apply() -> None:
     global _applied
     import structlog
@@ -47,7 +69,7 @@ def _apply() -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 30)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     _applied = _wanted
@@ -88,6 +110,17 @@ def request_scope() -> Iterator[str]:
     token = _request_id.set(new_request_id())
     try:
         yield _request_id.get() or ""
+    finally:
+        _request_id.reset(token)
+
+
+@contextmanager
+def bound_request_id(request_id: str) -> Iterator[str]:
+    """This request id for the length of the block (the server binds each HTTP request's), then the one
+    before it again."""
+    token = _request_id.set(request_id)
+    try:
+        yield request_id
     finally:
         _request_id.reset(token)
 

@@ -366,6 +366,13 @@ def parse_playbook(text: str, *, source: str = "<playbook>", default_name: str |
 
 
 def load_playbook(path: str | Path) -> Playbook:
+    return parse_playbook(
+        read_playbook_file(path), source=str(path), default_name=Path(path).expanduser().stem
+    )
+
+
+def read_playbook_file(path: str | Path) -> str:
+    """A playbook file's text (``Runvoy.run_playbook`` takes the text, so a server sees the playbook)."""
     file = Path(path).expanduser()
     try:
         if file.stat().st_size > MAX_PLAYBOOK_BYTES:
@@ -381,7 +388,7 @@ def load_playbook(path: str | Path) -> Playbook:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UsageError(f"cannot read playbook file {str(path)!r}: {reason}") from None
-    return parse_playbook(text, source=str(path), default_name=file.stem)
+    return text
 
 
 # The step runner inside the generated script. Plain POSIX sh (dash, busybox ash, bash): no `local`, no arrays.

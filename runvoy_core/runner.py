@@ -34,6 +34,7 @@ from runvoy_core.models import (
     LockHolder,
     LockRecord,
     LogEvent,
+    LogPage,
     OnConflict,
     Status,
     StatusChange,
@@ -59,8 +60,12 @@ from runvoy_core.ports.optional import (
     RangeSink,
     RawChunkLogs,
     RawSink,
+    SecretValues,
     WaitingCompute,
 )
+
+if TYPE_CHECKING:
+    from runvoy_core.masking import TextMasker
 
 log = get_logger("runvoy.runner")
 
@@ -158,7 +163,7 @@ class Runner:
             self.poll_min = float(provider.poll_interval_min)
             if provider.poll_interval_max is not None:
                 self.poll_max = float(provider.poll_interval_max)
-        self.user = user
+        self._user = user
         self.hooks = hooks
         self.home = home
         self.notify_url = notify_url
@@ -169,6 +174,16 @@ class Runner:
         costs no call per poll and keeps its native wait. The benchmark turns it off for "before"."""
         self._absent_holders: dict[str, float] = {}
         self.absent_holder_grace = ABSENT_HOLDER_GRACE
+        self._maskers: dict[str, TextMasker | None] = {}
+
+    @property
+    def user(self) -> str:
+        """Who starts runs: the server's caller during a request (``calling_as``), this process's user
+        otherwise; recorded as the run's and the lock holder's ``user``."""
+        from runvoy_core.team.context import current_caller
+
+        caller = current_caller()
+        return caller.name if caller is not None else self._user
 
     # -- locks ------------------------------------------------------------------------------------------
     @property
@@ -643,11 +658,46 @@ class Runner:
         log.warning("task.lost", execution_id=execution.id, reason=reason)
         return state.model_copy(update={"reason": reason, "stopped_at": state.stopped_at or now})
 
+    def log_masker(self, execution: Execution) -> TextMasker | None:
+        """What hides the run's secrets in the output read back from a provider that injects them itself
+        (decision 1901); None when there is nothing to hide, or nothing runvoy can read to hide it (a
+        warning says so: masking guards against showing a secret by accident, it is no access control)."""
+        names = execution.request.secrets
+        if not names or not isinstance(self.provider, SecretValues):
+            return None
+        if execution.id in self._maskers:
+            return self._maskers[execution.id]
+        from runvoy_core.masking import text_masker
+
+        try:
+            masker = text_masker(self.provider.secret_values(list(names)))
+        except Exception as exc:
+            log.warning("logs.secrets_not_masked", execution_id=execution.id, secrets=names, error=str(exc))
+            masker = None
+        if len(self._maskers) >= 256:  # a server reads the logs of many runs: keep the recent ones
+            self._maskers.pop(next(iter(self._maskers)))
+        self._maskers[execution.id] = masker
+        return masker
+
+    def read_logs(
+        self, execution: Execution, ref: str, cursor: str | None, limit: int, pattern: str | None = None
+    ) -> LogPage:
+        """One page from the provider, with the run's secrets masked (and ``pattern`` applied to the masked
+        lines: a grep for a secret's characters finds nothing)."""
+        page = (
+            self.provider.logs.read(ref, cursor, limit, pattern)
+            if pattern is not None
+            else self.provider.logs.read(ref, cursor, limit)
+        )
+        masker = self.log_masker(execution)
+        return page if masker is None else masker.mask_page(page, pattern)
+
     def _pump_logs(self, handle: RunHandle, sink: LogSink, final: bool = False) -> None:
         ref = handle.execution.task_ref
         if ref is None:
             return
-        raw = self._raw_copy(sink)
+        masker = self.log_masker(handle.execution)
+        raw = self._raw_copy(sink) if masker is None else None
         failures = 0
         for _ in range(10_000):
             CALLS.add(self.provider.name, LOGS_READ)
@@ -674,7 +724,7 @@ class Runner:
                 handle.log_cursor = page.cursor
             if not page.events:
                 return
-            sink.write_events(page.events)
+            sink.write_events(page.events if masker is None else masker.mask_events(page.events))
             if len(page.events) < LOG_PAGE and not final:
                 return
 
@@ -815,7 +865,11 @@ class Runner:
         logs = self.provider.logs
         if ref is not None and isinstance(logs, ArchivingLogs):
             try:
-                logs.archive(ref, execution.id)
+                masker = self.log_masker(execution)
+                if masker is None:
+                    logs.archive(ref, execution.id)
+                else:  # ArchivingLogs takes mask= for a run with secrets (decision 1901)
+                    logs.archive(ref, execution.id, mask=masker.mask)  # type: ignore[call-arg]
             except Exception as exc:  # the archive is best effort; the record must still be final
                 log.warning("logs.archive_failed", error=str(exc))
         if execution.stop_requested is None and state.stopped_by_request:
@@ -1065,7 +1119,7 @@ class Runner:
         """Everything ``follow_logs`` yields, written to ``sink`` as it is read, in the fastest form both
         sides offer (file ranges or raw chunks, see ``_raw_copy``; else pages of events): ``runvoy logs ID >
         file`` at the speed of copying a file, not of one event object per line."""
-        raw = self._raw_copy(sink)
+        raw = self._raw_copy(sink) if self.log_masker(execution) is None else None
         if raw is None:
             for events in self.follow_logs_pages(execution, follow=follow, poll=poll):
                 sink.write_events(events)
@@ -1085,9 +1139,16 @@ class Runner:
     ) -> Iterator[list[LogEvent]]:
         """``follow_logs``, a page of events at a time (each as soon as it is read)."""
 
+        masker = self.log_masker(execution)
+
         def read_page(ref: str, cursor: str | None) -> tuple[list[LogEvent], str | None, bool]:
             page = self.provider.logs.read(ref, cursor, LOG_PAGE, pattern)
-            return page.events, page.cursor, len(page.events) >= LOG_PAGE
+            more = len(page.events) >= LOG_PAGE
+            return (
+                (page.events if masker is None else masker.mask_events(page.events, pattern)),
+                page.cursor,
+                more,
+            )
 
         yield from self._follow_reads(execution, follow, poll, read_page)
 

@@ -1,8 +1,12 @@
-"""``runvoy budget set|list|show|rm``: spending budgets checked before every run."""
+"""``runvoy budget set|list|show|rm``: spending budgets checked before every run.
+
+Each subcommand prints what one method of the Python API returns (``Runvoy.set_budget``, ``list_budgets``,
+``show_budget``, ``remove_budget``; decision 1512), so it works the same through a server.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -12,11 +16,16 @@ from runvoy_cli.context import handle_errors, state
 from runvoy_cli.output import json_option, message, print_fields, print_json, print_table
 
 
-def _stores() -> tuple[Any, Any]:
-    from runvoy_core.cost.budgets import BudgetStore, open_local_store
+def _percent(status: dict[str, Any]) -> Decimal:
+    """Of the amount, spent: exact (the API's ``percent`` is rounded to a tenth)."""
+    return Decimal(status["spent"]) * 100 / Decimal(status["amount"])
 
-    home = state().settings().home
-    return BudgetStore(home), open_local_store(home)
+
+def _created(status: dict[str, Any]) -> Any:
+    from datetime import datetime
+
+    created = status.get("created_at")
+    return datetime.fromisoformat(created) if created else None
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -75,41 +84,26 @@ def set_cmd(
     as_json: bool,
 ) -> None:
     """Create or replace the budget NAME."""
-    from runvoy_core.config import describe_validation_error
-    from runvoy_core.cost.budgets import Budget, BudgetScope, BudgetStore, parse_alert_at
-    from runvoy_core.errors import NotFound, ValidationFailed
+    from runvoy_core.cost.budgets import Budget
 
-    try:
-        value = Decimal(amount)
-    except InvalidOperation:
-        raise ValidationFailed(
-            f"--amount {amount!r} is not a number", hint="for example: --amount 50"
-        ) from None
-    budgets = BudgetStore(state().settings().home)
-    try:
-        created_at = budgets.get(name).created_at
-    except NotFound:
-        created_at = None
-    try:
-        budget = Budget.model_validate(
-            {
-                "name": name,
-                "amount": value,
-                "currency": currency.upper(),
-                "period": period,
-                "scope": BudgetScope.parse(scopes).model_dump(mode="json"),
-                "alert_at": parse_alert_at(alert_at),
-                "enforce": enforce,
-                **({"created_at": created_at} if created_at else {}),
-            }
+    result = (
+        state()
+        .runvoy()
+        .set_budget(
+            name,
+            amount=amount,
+            period=period,
+            scopes=list(scopes),
+            alert_at=alert_at,
+            enforce=enforce,
+            currency=currency,
         )
-    except ValueError as exc:
-        raise ValidationFailed(f"invalid budget: {describe_validation_error(exc)}") from None
-    budgets.put(budget)
+    )
     if as_json:
-        print_json(budget.model_dump(mode="json"))
+        print_json(result["budget"])
         return
-    verb = "updated" if created_at else "created"
+    budget = Budget.model_validate(result["budget"])
+    verb = "created" if result["created"] else "updated"
     message(
         f"budget {name!r} {verb}: {_money(budget.amount, budget.currency)} per {budget.period.value} for "
         f"{budget.scope.describe()}, alerts at {', '.join(f'{t} %' for t in budget.alert_at)}"
@@ -122,12 +116,9 @@ def set_cmd(
 @handle_errors
 def list_cmd(as_json: bool) -> None:
     """Budgets with what was spent in the current period."""
-    from runvoy_core.cost.budgets import budget_status
-
-    budgets, store = _stores()
-    statuses = [budget_status(b, store) for b in budgets.all()]
+    statuses = state().runvoy().list_budgets()
     if as_json:
-        print_json([s.as_dict() for s in statuses])
+        print_json(statuses)
         return
     if not statuses:
         message("no budgets; create one with: runvoy budget set NAME --amount 50 --period month")
@@ -135,13 +126,13 @@ def list_cmd(as_json: bool) -> None:
     print_table(
         [
             [
-                s.budget.name,
-                _money(s.budget.amount, s.budget.currency),
-                s.budget.period.value,
-                s.budget.scope.describe(),
-                _money(s.spent, s.budget.currency),
-                f"{s.percent:.0f} %",
-                "yes" if s.budget.enforce else "no",
+                s["name"],
+                _money(Decimal(s["amount"]), s["currency"]),
+                s["period"],
+                s["scope"],
+                _money(Decimal(s["spent"]), s["currency"]),
+                f"{_percent(s):.0f} %",
+                "yes" if s["enforce"] else "no",
             ]
             for s in statuses
         ],
@@ -155,29 +146,32 @@ def list_cmd(as_json: bool) -> None:
 @handle_errors
 def show_cmd(name: str, as_json: bool) -> None:
     """One budget: definition, spending this period and the alerts already sent."""
-    from runvoy_core.cost.budgets import REFUSED_MARK, budget_status
+    from datetime import datetime
 
-    budgets, store = _stores()
-    status = budget_status(budgets.get(name), store)
-    alerted = budgets.alerted(name, status.period_start)
+    from runvoy_core.cost.budgets import REFUSED_MARK
+
+    status = state().runvoy().show_budget(name)
     if as_json:
-        print_json({**status.as_dict(), "alerted": alerted})
+        print_json(status)
         return
-    b = status.budget
+    alerted = status.get("alerted") or []
+    currency = status["currency"]
     sent = [f"{t} %" for t in alerted if t != REFUSED_MARK] + (
         ["refused a run"] if REFUSED_MARK in alerted else []
     )
+    period_start = datetime.fromisoformat(status["period_start"])
+    period_end = datetime.fromisoformat(status["period_end"])
     print_fields(
         [
-            ("name", b.name),
-            ("amount", f"{_money(b.amount, b.currency)} per {b.period.value}"),
-            ("scope", b.scope.describe()),
-            ("enforced", "yes" if b.enforce else "no"),
-            ("alert at", ", ".join(f"{t} %" for t in b.alert_at)),
-            ("period", f"{status.period_start:%Y-%m-%d} to {status.period_end:%Y-%m-%d} (UTC)"),
-            ("spent", f"{_money(status.spent, b.currency)} ({status.percent:.1f} %)"),
+            ("name", status["name"]),
+            ("amount", f"{_money(Decimal(status['amount']), currency)} per {status['period']}"),
+            ("scope", status["scope"]),
+            ("enforced", "yes" if status["enforce"] else "no"),
+            ("alert at", ", ".join(f"{t} %" for t in status["alert_at"])),
+            ("period", f"{period_start:%Y-%m-%d} to {period_end:%Y-%m-%d} (UTC)"),
+            ("spent", f"{_money(Decimal(status['spent']), currency)} ({_percent(status):.1f} %)"),
             ("alerts sent", ", ".join(sent) or "none"),
-            ("created", b.created_at),
+            ("created", _created(status)),
         ]
     )
 
@@ -187,7 +181,5 @@ def show_cmd(name: str, as_json: bool) -> None:
 @handle_errors
 def rm_cmd(name: str) -> None:
     """Delete the budget NAME."""
-    from runvoy_core.cost.budgets import BudgetStore
-
-    BudgetStore(state().settings().home).remove(name)
+    state().runvoy().remove_budget(name)
     message(f"budget {name!r} removed")

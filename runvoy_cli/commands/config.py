@@ -63,6 +63,7 @@ def show(as_json: bool) -> None:
 
     path = default_config_path()
     settings = state().settings()
+    state().local_only("config show")
     data = mask(settings.model_dump(mode="json"))
     if as_json:
         print_json({"config_file": str(path), "config_file_exists": path.exists(), "settings": data})
@@ -88,6 +89,7 @@ def validate(as_json: bool) -> None:
 
     path = default_config_path()
     settings = state().settings()  # the file's syntax and the top-level keys
+    state().local_only("config validate")
     registry = get_plugins().registry
     warnings: list[str] = []
     if settings.provider not in registry:

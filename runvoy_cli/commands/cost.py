@@ -1,7 +1,8 @@
 """``runvoy cost estimate|report|refresh``.
 
-``estimate`` is on a fast path: it imports click, the standard-library pricing layer and nothing else
-(no pydantic, no settings machinery, no cloud SDK).
+``estimate`` and ``report`` print what ``Runvoy.estimate_cost`` and ``Runvoy.cost_report`` return (decision
+1512), so they work the same through a server; neither imports pydantic or a cloud SDK. ``refresh`` updates
+this machine's price cache.
 """
 
 from __future__ import annotations
@@ -9,36 +10,12 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import click
 
 from runvoy_cli import forms
 from runvoy_cli.context import handle_errors, state
 from runvoy_cli.output import json_option, message, print_json, print_table, warn
-
-
-def _priced_providers(*, refreshable: bool = False) -> list[str]:
-    """The installed providers that declare prices (their ProviderSpec.pricing): the core names none."""
-    from runvoy_core.cost.source import load_price_sources
-
-    sources = load_price_sources()
-    return sorted(
-        name
-        for name, source in sources.items()
-        if name != "local" and (source.parse is not None if refreshable else source.prices is not None)
-    )
-
-
-def _one_of(option: str, value: str, known: list[str]) -> None:
-    if value not in known:
-        from runvoy_core.errors import UsageError
-
-        raise UsageError(
-            f"{option} {value!r}: no installed provider of that name declares prices",
-            hint=f"choose one of: {', '.join(known)}",
-        )
-
 
 _ARCH_ALIASES = {
     "x86_64": "x86_64",
@@ -91,18 +68,6 @@ def format_duration(seconds: float) -> str:
     from runvoy_core.units import format_duration as fmt
 
     return fmt(seconds)
-
-
-def _parse(kind: str, value: str) -> Any:
-    from runvoy_core import units
-
-    parser = {"cpu": units.parse_cpu, "memory": units.parse_memory_mib, "duration": units.parse_duration}[
-        kind
-    ]
-    try:
-        return parser(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=f"--{kind}") from None
 
 
 @click.group("cost")
@@ -174,104 +139,32 @@ def estimate_cmd(
     Example:
       runvoy cost estimate --cpu 1 --memory 2GiB --duration 10m --runs-per-day 5 --days 30
     """
-    from runvoy_core.cost.catalog import load_catalog
-    from runvoy_core.cost.pricing import PricingError, price_run
-    from runvoy_core.errors import ValidationFailed
-
-    cpu_value: Decimal = _parse("cpu", cpu)
-    memory_mib: int = _parse("memory", memory)
-    from runvoy_core.inputs import ESTIMATE_DURATION
-
-    seconds = Decimal(str(ESTIMATE_DURATION.parse(duration)))
     architecture = _ARCH_ALIASES.get(arch.lower())
     if architecture is None:
         raise click.BadParameter("must be x86_64 or arm64", param_hint="--arch")
     runs = (runs_per_day or 1) * (days or 1)
-    catalog = load_catalog(fast_home())
-    for line in [*catalog.warnings, *filter(None, [catalog.staleness_warning()])]:
+    estimate = (
+        state()
+        .runvoy()
+        .estimate_cost(
+            cpu=cpu,
+            memory=memory,
+            duration=duration,
+            provider=provider,
+            region=region,
+            arch=architecture,
+            spot=spot,
+            storage_gib=storage_gib,
+            runs=runs,
+        )
+    )
+    for line in estimate.pop("warnings", None) or []:
         warn(line)
-
-    priced = _priced_providers()
-    if provider != "all":
-        _one_of("--provider", provider, [*priced, "local"])
-    providers = priced if provider == "all" else [provider]
-    regions: dict[str, str | None] = {p: None for p in providers}
-    if region:
-        owners = [p for p in providers if region in catalog.regions(p)]
-        if provider != "all" or not owners:
-            for p in providers:
-                regions[p] = region
-        else:
-            for p in owners:
-                regions[p] = region
-
-    results: list[dict[str, Any]] = []
-    for name in providers:
-        try:
-            breakdown = price_run(
-                name,
-                cpu_value,
-                memory_mib,
-                seconds,
-                region=regions[name],
-                architecture=architecture,
-                spot=spot,
-                storage_gib=storage_gib,
-                catalog=catalog,
-            )
-        except PricingError as exc:
-            if len(providers) == 1:
-                raise ValidationFailed(exc.message, hint=exc.hint, valid_sizes=exc.valid_sizes) from None
-            results.append({"provider": name, "region": regions[name], "error": exc.message})
-            continue
-        per_run = breakdown.total
-        results.append(
-            {
-                "provider": name,
-                "region": breakdown.region,
-                "size": breakdown.size,
-                "cpu": str(breakdown.cpu),
-                "memory_mib": breakdown.memory_mib,
-                "architecture": breakdown.architecture,
-                "capacity": breakdown.capacity,
-                "billed_seconds": str(breakdown.billed_seconds),
-                "vcpu": str(breakdown.amount("vcpu") * runs),
-                "memory": str(breakdown.amount("memory") * runs),
-                "storage": str(breakdown.amount("storage") * runs),
-                "per_run": str(per_run),
-                "runs": runs,
-                "total": str(per_run * runs),
-                "currency": breakdown.currency,
-                "notes": breakdown.notes,
-                "_sort": per_run,
-            }
-        )
-    results.sort(key=lambda r: (r.get("_sort") is None, r.get("_sort") or Decimal(0), r["provider"]))
-    for row in results:
-        row.pop("_sort", None)
-
     if as_json:
-        print_json(
-            {
-                "request": {
-                    "cpu": str(cpu_value),
-                    "memory_mib": memory_mib,
-                    "duration_seconds": str(seconds),
-                    "architecture": architecture,
-                    "spot": spot,
-                    "storage_gib": storage_gib,
-                    "runs": runs,
-                },
-                "catalog": {
-                    "version": catalog.version,
-                    "origin": catalog.origin,
-                    "retrieved_date": catalog.retrieved_date,
-                    "age_days": catalog.age_days,
-                },
-                "estimates": results,
-            }
-        )
+        print_json(estimate)
         return
+    results = estimate["estimates"]
+    catalog = estimate["catalog"]
     headers = ["provider", "region", "size", "billed", "per run"]
     if runs > 1:
         headers += [f"total ({runs} runs)"]
@@ -295,7 +188,7 @@ def estimate_cmd(
         table.append([*cells, "; ".join(row["notes"]) or ""])
     print_table(table, headers)
     message(
-        f"prices: catalog {catalog.version} ({catalog.origin}, retrieved {catalog.retrieved_date}); "
+        f"prices: catalog {catalog['version']} ({catalog['origin']}, retrieved {catalog['retrieved_date']}); "
         "compute only: free tiers, savings plans, network and registry costs are not included"
     )
 
@@ -320,56 +213,48 @@ def estimate_cmd(
 @handle_errors
 def report_cmd(since: str, group_by: str, provider: str | None, as_json: bool) -> None:
     """What stored executions cost, grouped; local runs also show their cloud equivalents."""
-    from datetime import timedelta
-
-    from runvoy_core.cost.budgets import open_local_store
-    from runvoy_core.cost.report import cost_report
-    from runvoy_core.errors import RunvoyError
     from runvoy_core.inputs import SINCE
-    from runvoy_core.models import utcnow
 
-    seconds = SINCE.parse(since)
-    start = utcnow() - timedelta(seconds=seconds)
-    home = state().settings().home
-    # local records always; a cloud provider keeps its own records in its own store (DynamoDB, GCS, Tables)
-    stores = [open_local_store(home)]
-    cloud = provider or state().provider
-    if cloud and cloud != "local":
-        try:
-            stores.append(state().runvoy(cloud).store)
-        except RunvoyError as exc:
-            warn(f"{cloud} records not included: {exc.message}")
-    try:
-        report = cost_report(stores, start, group_by, provider=provider)
-    except RunvoyError as exc:
-        warn(f"{cloud} records not included: {exc.message}")
-        report = cost_report(stores[:1], start, group_by, provider=provider)
-    rows = report.rows
+    report = (
+        state()
+        .runvoy(provider or state().provider)
+        .cost_report(since=SINCE.parse(since), by=group_by, provider=provider)
+    )
+    for line in report.pop("warnings", None) or []:
+        warn(line)
+    rows = report["rows"]
     if as_json:
-        print_json(report.as_dict())
+        print_json(report)
         return
     # costs are kept per hour: a --since that starts mid-hour counts from the start of that hour (decision 1403)
-    since_text = f"{report.since:%Y-%m-%d %H:%M} UTC" + (
-        " (the start of the hour of --since)" if report.hourly else ""
+    from datetime import datetime
+
+    since_text = f"{datetime.fromisoformat(report['since']):%Y-%m-%d %H:%M} UTC" + (
+        " (the start of the hour of --since)" if report["since_rounded_to_hour"] else ""
     )
     if not rows:
         message(f"no executions since {since_text}")
         return
-    clouds = sorted({p for r in rows for p in r.equivalents})
+    clouds = sorted({p for r in rows for p in r["equivalents"]})
     headers = [group_by, "runs", "billed", "cost", *[f"on {p}" for p in clouds]]
     table = [
         [
-            r.key,
-            r.runs,
-            format_duration(float(r.billed_seconds)),
-            money_text(r.total, r.currency),
-            *[money_text(r.equivalents[p], r.currency) if p in r.equivalents else "-" for p in clouds],
+            r["key"],
+            r["runs"],
+            format_duration(float(r["billed_seconds"])),
+            money_text(Decimal(r["total"]), r["currency"]),
+            *[
+                money_text(Decimal(r["equivalents"][p]), r["currency"]) if p in r["equivalents"] else "-"
+                for p in clouds
+            ],
         ]
         for r in rows
     ]
     print_table(table, headers)
     if group_by != "label":
-        message(f"total since {since_text}: {money_text(report.total)} over {report.runs} run(s)")
+        message(
+            f"total since {since_text}: {money_text(Decimal(report['total']))} over {report['runs']} run(s)"
+        )
     if clouds:
         message(
             "'on X' columns: what the same runs would have cost on that cloud (equivalents, not spending)"
@@ -415,6 +300,7 @@ def refresh_cmd(
     """Update the price catalog from the providers' price APIs into the user cache."""
     from runvoy_core.cost import refresh
     from runvoy_core.cost.catalog import load_catalog
+    from runvoy_core.engine import one_of, priced_providers
 
     home = fast_home()
     if reset:
@@ -422,7 +308,7 @@ def refresh_cmd(
         message("price cache removed; using the shipped snapshot" if removed else "no price cache to remove")
         return
     for name in providers:
-        _one_of("--provider", name, _priced_providers(refreshable=True))
+        one_of("--provider", name, priced_providers(refreshable=True))
     current = load_catalog(home)
     rows = []
     if files:
@@ -438,7 +324,7 @@ def refresh_cmd(
                 continue
             rows.extend(refresh.parse_payload(payload, provider=detected))
     else:
-        for name in providers or _priced_providers(refreshable=True):
+        for name in providers or priced_providers(refreshable=True):
             wanted = list(regions) or current.regions(name)
             for payload in refresh.fetch_payloads(name, wanted):
                 rows.extend(refresh.parse_payload(payload, provider=name))

@@ -5,6 +5,7 @@ and a first command. Every question has a default; ``--non-interactive`` takes f
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -128,7 +129,7 @@ def cli(
     """
     from runvoy_core import inputs
     from runvoy_core.config import default_config_path
-    from runvoy_core.errors import UsageError
+    from runvoy_core.errors import RunvoyError, UsageError
 
     if len(assignments) > MAX_SETTINGS:
         raise UsageError(f"--set: at most {MAX_SETTINGS} settings", hint="see: runvoy init --help")
@@ -138,6 +139,8 @@ def cli(
 
     document = read_document(path)  # an unreadable file is an error before any question
     root = state()
+    with contextlib.suppress(RunvoyError):  # init is also how a broken config gets fixed
+        root.local_only("init")
 
     profile_name = wizard.value(
         "Config profile to write",
@@ -519,7 +522,8 @@ def _setup(wizard: Wizard, spec: ProviderSpec, target: list[str]) -> None:
 def _runvoy(target: list[str], *args: str) -> int:
     """Another runvoy command in a child process, on this terminal: what the user would type next."""
     command = [sys.executable, "-m", "runvoy_cli.main", *target, *args]
-    return subprocess.call(command, env=os.environ.copy())
+    # they try the provider just set up on this machine, not a server the config may name (decision 1511)
+    return subprocess.call(command, env={**os.environ, "RUNVOY_SERVER": ""})
 
 
 def _profile_flag(profile: str) -> str:

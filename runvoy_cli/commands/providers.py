@@ -1,4 +1,6 @@
-"""``runvoy providers``: installed providers, where they come from, what they can do, and plugins that failed."""
+"""``runvoy providers``: installed providers, where they come from, what they can do, and plugins that failed.
+
+It prints ``Runvoy.list_providers`` (decision 1512): through a server, the providers installed on the server."""
 
 from __future__ import annotations
 
@@ -19,43 +21,27 @@ def cli(as_json: bool) -> None:
     Loading a provider's plugin imports no cloud SDK; the SDK is imported when the provider is first used.
     """
     from runvoy_core.errors import RunvoyError
-    from runvoy_core.plugins.manager import get_plugins
 
-    plugins = get_plugins()
-    home = None
-    default = None
+    configured = True
     try:
-        settings = state().settings()
-        home, default = settings.home, settings.provider
+        rv = state().runvoy()
     except RunvoyError as exc:  # a broken config must not hide what is installed
         warn(f"config not loaded: {exc.message}")
-    providers: list[dict[str, Any]] = [
-        {
-            "name": spec.name,
-            "default": spec.name == default,
-            "distribution": spec.distribution,
-            "version": spec.version,
-            "plugin": spec.plugin,
-            "capabilities": sorted(spec.capabilities),
-            "description": spec.description,
-            "install_extra": spec.install_extra,
-        }
-        for spec in plugins.registry.specs()
-    ]
-    failures = [
-        {"plugin": f.plugin, "distribution": f.distribution, "error": f.error} for f in plugins.failures
-    ]
-    catalog = _catalog(home)
+        configured = False
+        from runvoy_core.engine import describe_providers
+        from runvoy_core.plugins.manager import get_plugins
+
+        found = describe_providers(get_plugins(), home=None, default=None)
+    else:
+        found = rv.list_providers()
+    warnings = found.pop("warnings", None) or []
+    for text in warnings:
+        warn(text)
+    providers: list[dict[str, Any]] = found["providers"]
+    failures: list[dict[str, Any]] = found["failures"]
+    catalog: dict[str, Any] | None = found["prices"]
     if as_json:
-        print_json(
-            {
-                "providers": providers,
-                "failures": failures,
-                "skipped": list(plugins.skipped),
-                "notices": list(plugins.notices),
-                "prices": catalog,
-            }
-        )
+        print_json(found)
         return
     print_table(
         [
@@ -70,15 +56,15 @@ def cli(as_json: bool) -> None:
         ],
         ["provider", "distribution", "version", "capabilities", "description"],
     )
-    if default:
+    if configured:
         message("* default provider (set with --provider, RUNVOY_PROVIDER or provider = ... in the config)")
     for failure in failures:
         source = f" ({failure['distribution']})" if failure["distribution"] else ""
         warn(f"plugin {failure['plugin']!r}{source} failed to load: {failure['error']}")
-    for notice in plugins.notices:
+    for notice in found["notices"]:
         warn(notice)
-    if plugins.skipped:
-        message(f"skipped by RUNVOY_PLUGINS_ALLOW/BLOCK: {', '.join(plugins.skipped)}")
+    if found["skipped"]:
+        message(f"skipped by RUNVOY_PLUGINS_ALLOW/BLOCK: {', '.join(found['skipped'])}")
     if catalog:
         line = f"prices: catalog {catalog.get('version')} ({catalog.get('origin')}"
         if catalog.get("effective_date"):
@@ -88,16 +74,3 @@ def cli(as_json: bool) -> None:
         message(line + ")")
         for text in catalog.get("warnings") or []:
             warn(text)
-
-
-def _catalog(home: Any) -> dict[str, Any] | None:
-    try:
-        from runvoy_core.cost import catalog_info
-    except ImportError:
-        return None
-    try:
-        info: dict[str, Any] = catalog_info(home)
-    except Exception as exc:  # a damaged catalog is reported, the provider list still printed
-        warn(f"price catalog unavailable: {exc}")
-        return None
-    return info

@@ -6,6 +6,7 @@ Only click is imported at module level: the API, pydantic and the provider load 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -21,8 +22,13 @@ from runvoy_cli.options import parse_pairs
 from runvoy_cli.output import message, print_json, warn
 
 if TYPE_CHECKING:
-    from runvoy_core.api import Runvoy
+    from collections.abc import Callable
+
+    from runvoy_core.models import Execution
     from runvoy_core.runner import RunHandle
+
+    Starter = Callable[..., Execution]
+    """``Runvoy.run``/``submit`` (or their playbook forms) with the command or playbook already given."""
 
 EXIT_INTERRUPTED = 130
 LOCK_WAIT_EVERY = 10.0  # seconds between two "still waiting for the lock" lines
@@ -201,44 +207,43 @@ def cli(
         "spot": spot,
         "workdir": workdir,
     }
-    target: str | list[str]
+    run: Starter
     if playbook:
-        from runvoy_core.playbook import load_playbook, merge_options
+        from pathlib import Path
 
-        book = load_playbook(playbook)
-        target = book.script()
-        options = merge_options(book.request_options(), options)
+        from runvoy_core.playbook import read_playbook_file
+
+        # the playbook travels as its text, so a server sees it too; one without a name: its file's
+        text = read_playbook_file(playbook)
+        name, source = Path(playbook).expanduser().stem, str(playbook)
+        options = {k: v for k, v in options.items() if v is not None}
+        rv = state().runvoy(provider)
+        if detach:
+            run = functools.partial(rv.submit_playbook, text, name=name, source=source)
+        else:
+            run = functools.partial(rv.run_playbook, text, name=name, source=source)
     else:
         target = command[0] if len(command) == 1 else list(command)
-    _check_lock_options(options)
-    options = {k: v for k, v in options.items() if v is not None}
-
-    rv = state().runvoy(provider)
+        _check_lock_options(options)
+        options = {k: v for k, v in options.items() if v is not None}
+        rv = state().runvoy(provider)
+        run = functools.partial(rv.submit if detach else rv.run, target)
     if detach:
-        _detached(rv, target, options, as_json=as_json)
+        _detached(run, options, as_json=as_json)
         return
-    code = _attached(rv, target, options, as_json=as_json, quiet=quiet)
+    code = _attached(run, options, as_json=as_json, quiet=quiet)
     sys.exit(code)
 
 
 def _check_lock_options(options: dict[str, Any]) -> None:
     """--on-conflict, --lock-timeout and --lock-slots mean nothing without a lock: refuse rather than ignore."""
-    if options.get("lock") is not None:
-        return
-    given = [
-        f"--{k.replace('_', '-')}" for k in ("on_conflict", "lock_timeout", "lock_slots") if options.get(k)
-    ]
-    if given:
-        from runvoy_core.errors import ValidationFailed
+    from runvoy_core.engine import check_lock_options
 
-        raise ValidationFailed(
-            f"{', '.join(given)} needs --lock NAME (without a lock there is nothing to wait for or share)",
-            hint=f"add --lock NAME, or drop {', '.join(given)}",
-        )
+    check_lock_options(options)
 
 
-def _detached(rv: Runvoy, target: str | list[str], options: dict[str, Any], *, as_json: bool) -> None:
-    execution = rv.submit(target, on_message=_budget_message, on_lock_wait=_LockWaitPrinter(), **options)
+def _detached(submit: Starter, options: dict[str, Any], *, as_json: bool) -> None:
+    execution = submit(on_message=_budget_message, on_lock_wait=_LockWaitPrinter(), **options)
     if as_json:
         from runvoy_cli.views import execution_json
 
@@ -247,9 +252,7 @@ def _detached(rv: Runvoy, target: str | list[str], options: dict[str, Any], *, a
         click.echo(execution.id)
 
 
-def _attached(
-    rv: Runvoy, target: str | list[str], options: dict[str, Any], *, as_json: bool, quiet: bool
-) -> int:
+def _attached(run: Starter, options: dict[str, Any], *, as_json: bool, quiet: bool) -> int:
     from runvoy_cli.streams import RunSink
     from runvoy_core.lifecycle import cli_exit_code
     from runvoy_core.models import StopReason
@@ -266,8 +269,7 @@ def _attached(
     sink = RunSink(merge_to_stderr=as_json, on_broken_pipe=pipe_closed)
     with _interrupts(watched):
         try:
-            execution = rv.run(
-                target,
+            execution = run(
                 log_sink=sink,
                 on_message=_budget_message,
                 on_lock_wait=_LockWaitPrinter(),

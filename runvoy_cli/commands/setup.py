@@ -21,7 +21,8 @@ def cli(provider: str | None, dry_run: bool, as_json: bool) -> None:
     """
     from runvoy_core.ports.optional import SettingUpProvider
 
-    rv = state().runvoy(provider)
+    state().local_only("setup")
+    rv = state().runvoy(provider, local=True)
     instance = rv.provider
     if not isinstance(instance, SettingUpProvider):
         if as_json:

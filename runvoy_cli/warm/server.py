@@ -51,6 +51,7 @@ PRELOAD = (
     "runvoy_core.lock_queue",
     "runvoy_core.metrics",
     "runvoy_core.secrets",
+    "runvoy_core.team.context",  # a run's user is its caller's (the runner asks on every run)
     "runvoy_core.providers.local.provider",
     "runvoy_core.providers.local.pricing",
     "runvoy_core.providers.local.costs",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from runvoy_core.backend import BackendFactory
     from runvoy_core.plugins.registry import ProviderRegistry
 
 PROJECT = "runvoy"
@@ -38,3 +39,12 @@ def runvoy_budget_alert(alert: dict[str, Any]) -> None:
 @hookspec
 def runvoy_execution_finished(execution: dict[str, Any]) -> None:
     """An execution reached a terminal status (its JSON record). Must not raise."""
+
+
+@hookspec
+def runvoy_backends() -> dict[str, BackendFactory]:
+    """The backends this plugin serves, by URL scheme (``{"http": factory, "https": factory}``): when a server
+    is set (``Runvoy(server=URL)``, config key ``server``, RUNVOY_SERVER), ``Runvoy`` builds its backend with
+    the factory of the URL's scheme (runvoy_core.backend.BackendFactory; decision 1511). Called only then, and
+    the plugin module is imported on every command: import the client inside the factory, not here."""
+    return {}

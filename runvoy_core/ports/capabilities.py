@@ -7,7 +7,7 @@ import enum
 
 class Capability(enum.StrEnum):
     """What a provider can do, declared once in its ``ProviderSpec.capabilities``. The core refuses a request
-    that needs one the provider lacks; the last nine name optional port features (``ports.optional``), and the
+    that needs one the provider lacks; the last ten name optional port features (``ports.optional``), and the
     conformance kit checks that a provider declares exactly the ones it implements."""
 
     IMAGE = "image"  # runs a container image
@@ -29,3 +29,4 @@ class Capability(enum.StrEnum):
     LEFTOVER_SWEEP = "leftover_sweep"  # compute: LeftoverSweeping (ended tasks that hold resources)
     COST_ROLLUPS = "cost_rollups"  # store: CostRollups (hour buckets of ended runs' costs)
     BATCH_STATUS = "batch_status"  # compute: BatchStatus (many tasks' states in one call)
+    DOCUMENTS = "documents"  # store: DocumentStore (namespaced JSON documents with compare-and-swap)

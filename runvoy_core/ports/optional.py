@@ -57,7 +57,21 @@ class ArchivingLogs(Protocol):
     """Logs that are copied to durable storage when a run ends (the cloud's log service may expire them)."""
 
     def archive(self, ref: str, execution_id: str) -> Any:
-        """Copy the whole log of the task; best effort (the runner logs a failure and goes on)."""
+        """Copy the whole log of the task; best effort (the runner logs a failure and goes on). For a run
+        with secrets the runner passes ``mask=`` (a ``str -> str`` for each line): what is archived is the
+        masked text (decision 1901)."""
+        ...
+
+
+@runtime_checkable
+class SecretValues(Protocol):
+    """A provider whose secrets reach the task without passing through runvoy (a cloud injects them): the
+    values of a run's ``--secret`` names, read again so that runvoy masks them in the output it shows and
+    archives (decision 1901). Part of ``Capability.SECRETS``, not a capability of its own: a provider that
+    captures the output itself (the local one) masks it there and does not implement this."""
+
+    def secret_values(self, names: Sequence[str]) -> list[str]:
+        """The current values of the named secrets, as the task sees them; raises when one cannot be read."""
         ...
 
 
@@ -141,6 +155,50 @@ class LockListing(Protocol):
     def list_locks(self) -> list[tuple[str, Versioned]]: ...
 
 
+class Document:
+    """One stored document: its key, its JSON object value and an opaque version token (what a later
+    ``put_document`` passes to replace exactly this version)."""
+
+    __slots__ = ("key", "value", "version")
+
+    def __init__(self, key: str, value: dict[str, Any], version: str) -> None:
+        self.key = key
+        self.value = value
+        self.version = version
+
+    def __repr__(self) -> str:
+        return f"Document({self.key!r}, version={self.version!r})"
+
+
+@runtime_checkable
+class DocumentStore(Protocol):
+    """Namespaced JSON documents with compare-and-swap, in the provider's own store: what the team service
+    keeps (users, key hashes, policies, the audit chain, schedules...) so that every server replica and every
+    provider behave the same (decision 1501). Bounds, checked by every implementation through
+    ``runvoy_core.documents.check_*`` before any call: namespace ``[a-z][a-z0-9-]{0,31}``; key 1-256 printable
+    ASCII characters (0x21-0x7e); value a JSON object (string keys, nested at most 32 deep) of at most 32 KiB
+    encoded (``ValidationFailed`` otherwise). Keys list in ascending byte order."""
+
+    def get_document(self, namespace: str, key: str) -> Document | None: ...
+
+    def put_document(
+        self, namespace: str, key: str, value: dict[str, Any], *, version: str | None = None
+    ) -> Document:
+        """``version=None``: create if absent, else raise ``AlreadyExists``. Otherwise replace if the stored
+        version is ``version``, else raise ``VersionConflict`` (also when the document is gone). Returns the
+        document as stored, with its new version."""
+
+    def delete_document(self, namespace: str, key: str, *, version: str) -> None:
+        """Delete if the stored version is ``version``; ``VersionConflict`` otherwise (also when absent)."""
+
+    def list_documents(
+        self, namespace: str, *, prefix: str = "", after: str | None = None, limit: int = 100
+    ) -> list[Document]:
+        """Up to ``limit`` (1-1000) documents whose key starts with ``prefix`` and sorts after ``after``,
+        in ascending key order: pass the last key of a page as ``after`` to read the next one. A page is
+        full whenever that many documents follow, so a shorter page is the last one."""
+
+
 @runtime_checkable
 class RangeSink(Protocol):
     """A log sink that can copy a file range itself (the CLI's terminal writer, with ``sendfile``)."""
@@ -222,6 +280,7 @@ OPTIONAL_FEATURES: dict[Capability, tuple[str, type]] = {
     Capability.LEFTOVER_SWEEP: ("compute", LeftoverSweeping),
     Capability.COST_ROLLUPS: ("store", CostRollups),
     Capability.BATCH_STATUS: ("compute", BatchStatus),
+    Capability.DOCUMENTS: ("store", DocumentStore),
 }
 """Each optional feature: the part of the provider that implements it, and its Protocol."""
 

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-SELECTION_VARIABLES = ("RUNVOY_PROVIDER", "RUNVOY_PROFILE", "RUNVOY_PLUGINS_ALLOW", "RUNVOY_PLUGINS_BLOCK")
+SELECTION_VARIABLES = (
+    "RUNVOY_PROVIDER",
+    "RUNVOY_PROFILE",
+    "RUNVOY_PLUGINS_ALLOW",
+    "RUNVOY_PLUGINS_BLOCK",
+    "RUNVOY_SERVER",  # a developer's server must not take the tests' commands (decision 1511)
+)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import click
@@ -132,6 +133,32 @@ INSIDE: dict[str, st.SearchStrategy[str]] = {
     inputs.PROVIDER_SETTING.name: st.tuples(_regex(r"[a-z][a-z0-9_]{0,20}"), _regex(r"[ -~]{0,30}")).map(
         lambda kv: f"{kv[0]}={kv[1]}"
     ),
+    # runvoy users|keys|policies (decision 1519)
+    inputs.USER_NAME.name: _regex(r"[a-z][a-z0-9._@-]{0,20}"),
+    inputs.TEAM.name: _regex(r"[a-z][a-z0-9-]{0,20}"),
+    inputs.KEY_NAME.name: _regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,20}"),
+    inputs.KEY_ID.name: _regex(r"[0-9a-f]{16}"),
+    inputs.KEY_EXPIRY.name: st.one_of(
+        st.integers(1, 17520).map(lambda n: f"{n}h"), st.sampled_from(["1h", "730d"])
+    ),
+    inputs.KEY_OVERLAP.name: st.one_of(
+        st.integers(1, 10080).map(lambda n: f"{n}m"), st.sampled_from(["60", "7d"])
+    ),
+    inputs.POLICY_NAME.name: _regex(r"[a-z][a-z0-9-]{0,20}"),
+    inputs.POLICY_PATTERN.name: _regex(r"[\x21-\x7e]{1,30}"),
+    # runvoy audit (decision 1509)
+    inputs.AUDIT_TIME.name: st.one_of(
+        st.integers(1, 3650).map(lambda n: f"{n}d"),
+        st.dates(min_value=date(2000, 1, 1), max_value=date(2999, 12, 31)).map(date.isoformat),
+        st.sampled_from(["2026-12-01T08:30:00Z", "2026-12-01T09:30+01:00", "90m"]),
+    ),
+    inputs.AUDIT_ANCHOR.name: st.tuples(st.integers(1, 10**12 - 1), _regex(r"[0-9a-f]{64}")).map(
+        lambda a: f"{a[0]}:{a[1]}"
+    ),
+    # runvoy server (run with --check: nothing is served) and runvoy health (a port nothing listens on)
+    inputs.HOST.name: st.sampled_from(["127.0.0.1", "localhost", "::1", "0.0.0.0"]),
+    inputs.HEALTH_TIMEOUT.name: st.sampled_from(["1s", "500ms", "2"]),
+    inputs.SERVER_URL.name: st.sampled_from(["http://127.0.0.1:9", "http://localhost:9/"]),  # refused at once
 }
 # LOCK_REF shares its name with LOCK_NAME; every lock name is a lock reference
 assert inputs.LOCK_REF.name == inputs.LOCK_NAME.name
@@ -209,9 +236,14 @@ REQUIRED: dict[str, str] = {
     "name": "nothing-here",
     "command": "true",
     "amount": "5",
+    "role": "viewer",
+    "team": "nothing",
+    "user": "nothing-here",
+    "key_id": "0123456789abcdef",
 }
 EXTRA: dict[tuple[str, ...], list[str]] = {
     ("cost", "refresh"): ["--from-file", "/nonexistent-runvoy/prices.json"],  # never the network
+    ("server",): ["--check"],  # the configuration and readiness, never a server left running
     (): [],
 }
 

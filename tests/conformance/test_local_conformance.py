@@ -18,6 +18,7 @@ from runvoy_core.testing.conformance import (
     ContractConformance,
     CostConformance,
     CostExample,
+    DocumentsConformance,
     LockRegisterConformance,
     LogsConformance,
     PackagingConformance,
@@ -56,6 +57,16 @@ class TestLocalLogs(LogsConformance):
 class TestLocalStore(StoreConformance):
     @pytest.fixture
     def store(self, runvoy_home: Path) -> Iterator[LocalStore]:
+        store = LocalStore(runvoy_home)
+        yield store
+        store.close()
+
+
+class TestLocalDocuments(DocumentsConformance):
+    provider_name = "local"
+
+    @pytest.fixture
+    def documents(self, runvoy_home: Path) -> Iterator[LocalStore]:
         store = LocalStore(runvoy_home)
         yield store
         store.close()

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runvoy_cli.main import cli
-from runvoy_core.config import NotifyConfig, Settings
+from runvoy_core.config import NotifyConfig, ServeConfig, Settings
 from runvoy_core.images.config import ImagesConfig
 from runvoy_core.plugins.manager import get_plugins
 
@@ -82,7 +82,10 @@ def _field_names(model: Any) -> list[str]:
     return list(model.model_fields)
 
 
-TOP_LEVEL = sorted(set(_field_names(Settings)) - {"providers", "notify", "images", "profile", "home"})
+# server: a command then goes through that server (tests/core/test_facade.py drives the key)
+TOP_LEVEL = sorted(
+    set(_field_names(Settings)) - {"providers", "notify", "images", "profile", "home", "server", "serve"}
+)
 
 
 def _provider_fields() -> list[tuple[str, str]]:
@@ -97,6 +100,8 @@ def _provider_fields() -> list[tuple[str, str]]:
 SECTION_FIELDS = (
     [("notify", name) for name in _field_names(NotifyConfig)]
     + [("images", name) for name in _field_names(ImagesConfig)]
+    # `runvoy server`'s section (also tests/server/test_serve_config.py)
+    + [("serve", name) for name in _field_names(ServeConfig)]
     + _provider_fields()
 )
 

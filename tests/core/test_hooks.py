@@ -120,3 +120,33 @@ def runvoy_budget_alert(alert):
     )
     (alert,) = plugin.ALERTS
     assert alert["budget"] == "monthly" and alert["threshold_percent"] == 50
+
+
+def test_hook_runvoy_backends(runvoy_home: Path) -> None:
+    """A plugin's factory for a scheme is called with the server's URL, the token and the settings, and its
+    backend answers (tests/core/test_facade.py reaches one through `Runvoy(server=...)` and every command)."""
+    from runvoy_core.config import load_settings
+    from runvoy_core.engine import LocalBackend
+
+    plugin = _plugin(
+        "backends_hook_plugin",
+        """
+from runvoy_core.engine import LocalBackend
+from runvoy_core.plugins import hookimpl
+CALLS = []
+@hookimpl
+def runvoy_backends():
+    def factory(url, *, token, settings, provider, config):
+        CALLS.append((url, token, provider, config))
+        return LocalBackend(provider, settings=settings, **config)
+    return {"http": factory}
+""",
+    )
+    loaded = load_plugins(extra_plugins=[("backends", plugin)])
+    others = [p for p in loaded.hooks.get_plugins() if p is not plugin]
+    (answer,) = loaded.hooks.subset_hook_caller("runvoy_backends", remove_plugins=others)()
+    backend = answer["http"](
+        "http://127.0.0.1:9", token="rvk_x", settings=load_settings(), provider=None, config={}
+    )
+    assert plugin.CALLS == [("http://127.0.0.1:9", "rvk_x", None, {})]
+    assert isinstance(backend, LocalBackend) and backend.run("exit 2").exit_code == 2

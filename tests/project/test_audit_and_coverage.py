@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AUDIT = ROOT / "scripts" / "audit_lock.py"
 TEST_SH = ROOT / "scripts" / "test.sh"
 RUNVOY = str(Path(sys.executable).parent / "runvoy")
-PACKAGES = ["runvoy_core", "runvoy_cli", "runvoy_aws", "runvoy_gcp", "runvoy_azure"]
+PACKAGES = ["runvoy_core", "runvoy_cli", "runvoy_server", "runvoy_aws", "runvoy_gcp", "runvoy_azure"]
 VULN_ID = "GHSA-0000-fake-0001"
 REQUIREMENTS = (
     "six==1.16.0 \\\n"

@@ -10,6 +10,7 @@ client side (CloudWatch filter patterns are term-based, not substrings).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,9 +105,9 @@ class CloudWatchLogs:
                 return call()
         return self._clients.read(GET_LOG_EVENTS, "read CloudWatch logs", call)
 
-    def archive(self, ref: str, execution_id: str) -> str | None:
+    def archive(self, ref: str, execution_id: str, mask: Callable[[str], str] | None = None) -> str | None:
         """Copy the whole stream to ``s3://bucket/logs/<execution id>.log``; the S3 URI, or None when no
-        bucket is configured."""
+        bucket is configured. ``mask`` hides the run's secrets in each line (decision 1901)."""
         bucket = self._config.bucket
         if not bucket:
             return None
@@ -115,7 +116,8 @@ class CloudWatchLogs:
         while True:
             page = self.read(ref, cursor, limit=MAX_EVENTS)
             for event in page.events:
-                lines.append(f"{event.timestamp.isoformat().replace('+00:00', 'Z')} {event.message}")
+                message = event.message if mask is None else mask(event.message)
+                lines.append(f"{event.timestamp.isoformat().replace('+00:00', 'Z')} {message}")
             if not page.events or page.cursor == cursor:
                 break
             cursor = page.cursor

@@ -29,6 +29,7 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
                     Capability.STORE_SCOPED,
                     Capability.COST_ROLLUPS,
                     Capability.BATCH_STATUS,
+                    Capability.DOCUMENTS,
                 }
             ),
             install_extra="aws",

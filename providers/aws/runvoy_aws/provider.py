@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from runvoy_aws.clients import AwsClients
@@ -41,6 +42,13 @@ class AwsProvider:
 
     def _s3(self) -> Any:
         return self.clients.client("s3")
+
+    def secret_values(self, names: Sequence[str]) -> list[str]:
+        """``SecretValues``: the values behind ``--secret`` names, to mask them in the output (decision 1901)."""
+        from runvoy_aws.secrets import read_values
+
+        refs = self.compute._secret_resolver().resolve(list(names))
+        return read_values(self.clients.client("ssm"), self.clients.client("secretsmanager"), refs)
 
     def default_image(self) -> str:
         """``DefaultImage``: what a run without ``--image`` runs (checked and pinned like any image)."""

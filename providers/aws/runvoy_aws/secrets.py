@@ -102,3 +102,37 @@ class SecretResolver:
                 if error_code(exc) in ("ResourceNotFoundException", "ValidationException"):
                     return None
                 raise
+
+
+def read_values(ssm: Any, secretsmanager: Any, refs: list[SecretRef]) -> list[str]:
+    """The values behind ``refs``, read again only to mask them in the output runvoy shows (decision 1901):
+    ECS fetched them for the task, runvoy never held them. Needs ``ssm:GetParameter`` (with the key's
+    ``kms:Decrypt``) or ``secretsmanager:GetSecretValue``; the values stay in memory only."""
+    values: list[str] = []
+    for ref in refs:
+        arn = ref.value_from
+        if ":secretsmanager:" in arn:
+            with aws_call("read a secret's value to mask it in the output"):
+                found = secretsmanager.get_secret_value(SecretId=arn)
+            if found.get("SecretString") is not None:
+                values.append(str(found["SecretString"]))
+            elif found.get("SecretBinary") is not None:
+                values.append(bytes(found["SecretBinary"]).decode("utf-8", errors="replace"))
+            continue
+        path = arn.split(":parameter", 1)[-1]
+        # AWS reads a parameter by its ARN; emulators and old endpoints by its name (with or without "/")
+        names = list(dict.fromkeys((arn, path, path.lstrip("/"))))
+        with aws_call("read a secret's value to mask it in the output"):
+            for name in names:
+                try:
+                    found = ssm.get_parameter(Name=name, WithDecryption=True)
+                except bexc.ClientError as exc:
+                    if name == names[-1] or error_code(exc) not in (
+                        "ParameterNotFound",
+                        "ValidationException",
+                    ):
+                        raise
+                    continue
+                values.append(str(found["Parameter"]["Value"]))
+                break
+    return values

@@ -11,6 +11,7 @@ Items (``pk``, ``sk``):
 - ``rollup`` / ``<bucket_key>``: one hour bucket of ended runs' costs (``runvoy_core.cost.rollups``),
   counters updated with ADD; ``rollups(since)`` is one Query from ``hour_key(since)`` on.
 - ``meta`` / ``layout``: the layout version setup brought the table to (2: labels and rollups indexed).
+- ``doc#<namespace>`` / ``<key>``: one document of the team service (``runvoy_aws.documents``).
 
 Indexes (every listing is a Query on a key condition; nothing is read and then thrown away, except the
 label check of a combined filter, see ``list``):
@@ -39,6 +40,7 @@ from decimal import Context, Decimal
 from typing import Any
 
 from runvoy_aws.clients import aws_call, bexc, error_code
+from runvoy_aws.documents import DynamoDocuments
 from runvoy_core.cost.rollups import RollupRow, bucket_key, bucket_of, floor_hour, hour_key, row_from_dict
 from runvoy_core.errors import AlreadyExists, ConfigError, NotFound, TransientProviderError, VersionConflict
 from runvoy_core.models import Execution, StatusChange
@@ -128,7 +130,7 @@ def _outdated(message: str) -> ConfigError:
     return ConfigError(message, hint="upgrade the table (once) with: runvoy setup --provider aws")
 
 
-class DynamoStore:
+class DynamoStore(DynamoDocuments):
     def __init__(self, dynamodb: Any, table: str, s3_factory: Any = None, bucket: str | None = None) -> None:
         self._db = dynamodb
         self._table = table

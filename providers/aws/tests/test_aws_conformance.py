@@ -10,6 +10,7 @@ from aws_test_tools import config_dict
 from runvoy_core.testing.conformance.compute import ComputeConformance
 from runvoy_core.testing.conformance.contract import ContractConformance
 from runvoy_core.testing.conformance.cost import CostConformance, CostExample
+from runvoy_core.testing.conformance.documents import DocumentsConformance
 from runvoy_core.testing.conformance.locks_register import LockRegisterConformance
 from runvoy_core.testing.conformance.logs import LogsConformance
 from runvoy_core.testing.conformance.packaging import PackagingConformance
@@ -76,6 +77,14 @@ class TestAwsLogs(LogsConformance):
 class TestAwsStore(StoreConformance):
     @pytest.fixture
     def store(self, data_provider: Any) -> Any:
+        return data_provider.store
+
+
+class TestAwsDocuments(DocumentsConformance):
+    provider_name = "aws"
+
+    @pytest.fixture
+    def documents(self, data_provider: Any) -> Any:
         return data_provider.store
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,6 +48,10 @@ MAX_CREATE_DELAY = 30.0
 # an ended group nobody cleaned up (its watcher died) is a leftover for reconcile after this long
 LEFTOVER_AFTER = timedelta(minutes=10)
 TAG_STORE = "runvoy-store"
+TAG_SECRETS = "runvoy-secrets"
+"""The run's ``--secret`` names, comma-separated, when they fit in a tag: the archives written before a stop
+and at cleanup mask their values (decision 1901); the runner's archive masks them in any case."""
+MAX_TAG_VALUE = 256
 """The id of the store (account + executions table) a group's record is in: reconcile touches only its own."""
 
 
@@ -124,6 +129,8 @@ class AciCompute:
         tags = {**self._config.tags, TAG_MARKER: "1", TAG_EXECUTION: key, TAG_STORE: self.store_id}
         if spec.request_id:
             tags[TAG_REQUEST] = spec.request_id
+        if spec.secrets and len(names := ",".join(sorted(spec.secrets))) <= MAX_TAG_VALUE:
+            tags[TAG_SECRETS] = names  # names only: the archives this provider writes mask their values
         image = spec.image or self._config.default_image
         registry_credentials, identity = group_credentials(image, self._config, self._secrets)
         container = m.Container(
@@ -257,11 +264,28 @@ class AciCompute:
         ]
 
     # -- stop / cleanup ---------------------------------------------------------------------------------------
+    def _mask(self, group: Any) -> Callable[[str], str] | None:
+        """What hides the group's secrets in the archive this provider writes (decision 1901)."""
+        names = [
+            n for n in ((group.tags or {}).get(TAG_SECRETS, "") if group is not None else "").split(",") if n
+        ]
+        if not names:
+            return None
+        from runvoy_core.masking import text_masker
+
+        masker = text_masker(self._secrets.resolve(names).values())
+        return masker.mask if masker is not None else None
+
     def stop(self, ref: str, grace: float, *, force: bool = False) -> None:
         """ACI's stop ends every container at once (no grace period is offered by the API)."""
         group_rg, name = split_ref(ref, self._config.resource_group)
         try:
-            self._logs.archive(ref)
+            mask = self._mask(self._get(group_rg, name))
+        except Exception as exc:  # unmasked for now: the runner's archive at the end masks it again
+            log.warning("aci.pre_stop_mask_failed", group=name, error=str(exc))
+            mask = None
+        try:
+            self._logs.archive(ref, mask=mask)
         except Exception as exc:  # the stop matters more than the snapshot
             log.warning("aci.pre_stop_archive_failed", group=name, error=str(exc))
         with azure_call(f"stop container group {name}"):
@@ -282,7 +306,7 @@ class AciCompute:
         if not state.ended:
             log.warning("aci.cleanup_refused", group=name, phase=state.phase.value)
             return
-        self._logs.archive(ref, state.execution_id)
+        self._logs.archive(ref, state.execution_id, mask=self._mask(group))
         self._archive.write_state(name, state)
         with azure_call(f"delete container group {name}"):
             try:

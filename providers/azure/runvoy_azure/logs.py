@@ -8,6 +8,8 @@ when the group is gone or its log is empty (ACI drops a stopped group's logs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from runvoy_azure import loglines
@@ -86,12 +88,15 @@ class AciLogs:
         return LogPage(events=events, cursor=next_cursor)
 
     # -- archiving ------------------------------------------------------------------------------------------
-    def archive(self, ref: str, execution_id: str | None = None) -> int:
+    def archive(
+        self, ref: str, execution_id: str | None = None, mask: Callable[[str], str] | None = None
+    ) -> int:
         """Merge the group's current log into the archive blob; returns the number of archived lines.
 
         Called at finalize (before the group is deleted) and before a stop (ACI drops a stopped group's
         logs). A read that fails is retried; if it keeps failing the error propagates, and cleanup then
-        keeps the group so that a later pass can archive it."""
+        keeps the group so that a later pass can archive it. ``mask`` hides the run's secrets in every line
+        archived, those of an earlier archive included (decision 1901)."""
         group_rg, name = split_ref(ref, self._config.resource_group)
         live = self._read_live_with_retries(group_rg, name)
         for _ in range(5):
@@ -99,13 +104,17 @@ class AciLogs:
             archived_text, etag = existing if existing else ("", None)
             archived = loglines.parse(archived_text)
             merged = loglines.merge(archived, loglines.parse(live))
-            if len(merged) == len(archived) and (existing is not None or live is None):
+            if mask is not None:  # the cursor is the lines' stamps: masking their text keeps it
+                merged = [replace(line, message=mask(line.message)) for line in merged]
+            text = loglines.render(merged)
+            unchanged = mask is None or text == archived_text
+            if len(merged) == len(archived) and (existing is not None or live is None) and unchanged:
                 return len(archived)  # nothing new (or no such group): write nothing
             metadata = {"group": name, "lines": str(len(merged))}
             if execution_id:
                 metadata["execution_id"] = execution_id
             try:
-                self._archive.write_log(name, loglines.render(merged), etag, metadata)
+                self._archive.write_log(name, text, etag, metadata)
             except ArchiveConflict:
                 continue  # another finalizer wrote meanwhile: merge again on top of its version
             return len(merged)

@@ -17,6 +17,7 @@ CAPABILITIES = frozenset(
         Capability.STORE_SCOPED,
         Capability.LEFTOVER_SWEEP,
         Capability.COST_ROLLUPS,
+        Capability.DOCUMENTS,
     }
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from runvoy_azure.archive import BlobArchive
@@ -32,6 +33,11 @@ class AzureProvider:
         self.compute = AciCompute(self.clients, config, self.logs, archive, self._secrets)
         self.store = TableStore(self.clients, config.executions_table)
         self.locks = TableLockRegister(self.clients, config.locks_table)
+
+    def secret_values(self, names: Sequence[str]) -> list[str]:
+        """``SecretValues``: the values behind ``--secret`` names (Key Vault or ``secret_values``), read again
+        only to mask them in the output (decision 1901)."""
+        return list(self._secrets.resolve(list(names)).values())
 
     def default_image(self) -> str:
         """``DefaultImage``: what a run without ``--image`` runs (checked and pinned like any image)."""

@@ -15,6 +15,7 @@ PartitionKey ``cost``: hour buckets of ended runs' costs (RowKey ``b:<bucket_key
 ``c:<id>`` marker per counted run, written together in one transaction
 (docs/decisions/0705-azure-cost-rollups.md).
 PartitionKey ``meta``, RowKey ``layout``: the layout ``runvoy setup`` brought the older records to.
+PartitionKey ``doc:<namespace>``: the documents of the team service (``runvoy_azure.documents``).
 One partition for all records is fine at runvoy's write rates (a partition serves ~2,000 entities/s).
 """
 
@@ -31,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from runvoy_azure.clients import AzureClients, azure_call
+from runvoy_azure.documents import TableDocuments
 from runvoy_core.errors import AlreadyExists, NotFound, TransientProviderError, VersionConflict
 from runvoy_core.logging import get_logger
 from runvoy_core.models import Execution, Status, StatusChange
@@ -109,7 +111,7 @@ def _size(props: dict[str, Any]) -> int:
     return sum(len(str(v)) for v in props.values()) * 5 // 4 + 1024
 
 
-class TableStore:
+class TableStore(TableDocuments):
     def __init__(self, clients: AzureClients, table: str) -> None:
         self._clients = clients
         self._table_name = table

@@ -12,6 +12,7 @@ from runvoy_core.testing.conformance import (
     ContractConformance,
     CostConformance,
     CostExample,
+    DocumentsConformance,
     LockRegisterConformance,
     LogsConformance,
     PackagingConformance,
@@ -56,6 +57,14 @@ class TestAzureLogs(AzureWaits, LogsConformance):
 class TestAzureStore(StoreConformance):
     @pytest.fixture
     def store(self, make_provider: Any) -> Any:
+        return make_provider().store
+
+
+class TestAzureDocuments(DocumentsConformance):
+    provider_name = "azure"
+
+    @pytest.fixture
+    def documents(self, make_provider: Any) -> Any:
         return make_provider().store
 
 

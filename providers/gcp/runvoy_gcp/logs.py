@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -224,9 +225,10 @@ class CloudLoggingLogs:
         except (gexc.GoogleAPICallError, auth_exc.GoogleAuthError) as exc:
             raise translate(exc, "read the log archive") from None
 
-    def archive(self, ref: str, execution_id: str) -> str:
+    def archive(self, ref: str, execution_id: str, mask: Callable[[str], str] | None = None) -> str:
         """Copy every log line of the execution to ``gs://BUCKET/<prefix>logs/<execution id>.jsonl`` (Cloud
-        Logging keeps them 30 days by default); later reads of the ref fall back to it. Returns the URI."""
+        Logging keeps them 30 days by default); later reads of the ref fall back to it. Returns the URI.
+        ``mask`` hides the run's secrets in each line (decision 1901)."""
         lines: list[str] = []
         cursor: str | None = None
         while True:
@@ -235,7 +237,12 @@ class CloudLoggingLogs:
                 return (
                     f"gs://{self.clients.bucket_name}/{self.archive_name(execution_id)}"  # already archived
                 )
-            lines.extend(e.model_dump_json() for e in page.events)
+            events = (
+                page.events
+                if mask is None
+                else [e.model_copy(update={"message": mask(e.message)}) for e in page.events]
+            )
+            lines.extend(e.model_dump_json() for e in events)
             if len(page.events) < MAX_PAGE:
                 break
             cursor = page.cursor

@@ -28,6 +28,7 @@ def runvoy_register_providers(registry: ProviderRegistry) -> None:
                     Capability.STORE_SCOPED,
                     Capability.BATCH_STATUS,
                     Capability.COST_ROLLUPS,
+                    Capability.DOCUMENTS,
                 }
             ),
             install_extra="gcp",

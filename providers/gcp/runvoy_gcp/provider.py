@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from runvoy_core.config import Settings
@@ -29,6 +30,22 @@ class GcpProvider:
         self.store = GcsExecutionStore(objects)
         self.locks = GcsLockRegister(objects)
         self._registry_login = AccessTokenLogin(lambda: self.clients.credentials)
+
+    def secret_values(self, names: Sequence[str]) -> list[str]:
+        """``SecretValues``: the values behind ``--secret`` names (the version the run named, ``latest`` when
+        none), read only to mask them in the output (decision 1901); needs ``secretmanager.versions.access``."""
+        from runvoy_gcp.calls import translate
+        from runvoy_gcp.secrets import parse_secrets
+
+        values = []
+        for ref in parse_secrets(list(names)):
+            name = f"{ref.resource_name(self.clients.project)}/versions/{ref.version}"
+            try:
+                answer = self.clients.secrets.access_secret_version(name=name)
+            except Exception as exc:
+                raise translate(exc, "read a secret's value to mask it in the output") from None
+            values.append(bytes(answer.payload.data).decode("utf-8", errors="replace"))
+        return values
 
     def default_image(self) -> str:
         """``DefaultImage``: what a run without ``--image`` runs (checked and pinned like any image)."""

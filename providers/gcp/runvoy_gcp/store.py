@@ -8,6 +8,7 @@
     <prefix>rollups/counted/<id>.json         create-only: this run is counted, into which bucket, with what
     <prefix>rollups/hours/<bucket key>.<n>.json  shard n of an hour bucket: the sum (in the object's
                                               metadata, so a listing returns it) and the ids counted in it
+    <prefix>documents/<namespace>/<key>       one document of the team service (runvoy_gcp.documents)
 
 ``Execution.version`` stays the port's counter (1 on create, +1 per update); the compare-and-swap itself is
 on the object's generation: the record is read, its version compared, and written with
@@ -53,6 +54,7 @@ from runvoy_core.errors import AlreadyExists, RunvoyError, TransientProviderErro
 from runvoy_core.logging import get_logger
 from runvoy_core.models import Execution, Status, StatusChange
 from runvoy_core.ports import ExecutionPage, ExecutionQuery
+from runvoy_gcp.documents import GcsDocuments
 from runvoy_gcp.objects import ObjectStore
 
 log = get_logger("runvoy.gcp.store")
@@ -97,7 +99,7 @@ def label_segment(key: str, value: str) -> str:
     return "h-" + hashlib.sha256(f"{key}={value}".encode()).hexdigest()[:32]
 
 
-class GcsExecutionStore:
+class GcsExecutionStore(GcsDocuments):
     def __init__(self, objects: ObjectStore) -> None:
         self.objects = objects
         self._generations: dict[tuple[str, int], tuple[int, Status]] = {}

@@ -10,6 +10,7 @@ from runvoy_core.testing.conformance import (
     ContractConformance,
     CostConformance,
     CostExample,
+    DocumentsConformance,
     LockRegisterConformance,
     LogsConformance,
     PackagingConformance,
@@ -39,6 +40,14 @@ class TestGcpLogs(LogsConformance):
 class TestGcpStore(StoreConformance):
     @pytest.fixture
     def store(self, provider):
+        return provider.store
+
+
+class TestGcpDocuments(DocumentsConformance):
+    provider_name = "gcp"
+
+    @pytest.fixture
+    def documents(self, provider):
         return provider.store
 
 

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 STATE_DB = "state.db"
 LOGS_DB = "logs.db"
-SCHEMA_VERSION = 2
-"""2: the status index, execution_labels and the cost rollups (decision 1402)."""
+SCHEMA_VERSION = 3
+"""2: the status index, execution_labels and the cost rollups (decision 1402); 3: documents (decision 1502)."""
 BUSY_TIMEOUT_MS = 30_000
 
 STATE_SCHEMA = (
@@ -107,6 +107,16 @@ STATE_SCHEMA = (
         version INTEGER NOT NULL,
         value TEXT NOT NULL
     )""",
+    # the DocumentStore port (decision 1502): JSON objects by namespace and key, listed in key order by
+    # the primary key; versions come from the 'document_version' row of meta, one counter for every
+    # document, so a version is never handed out twice (a deleted and re-created document gets a new one)
+    """CREATE TABLE IF NOT EXISTS documents (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (namespace, key)
+    ) WITHOUT ROWID""",
     # one row per started task; the supervisor reads its orders here and writes back what happened.
     # Secret values are never stored: only their names (the supervisor gets the values in its environment).
     """CREATE TABLE IF NOT EXISTS tasks (
@@ -143,15 +153,26 @@ STATE_SCHEMA = (
     "CREATE INDEX IF NOT EXISTS tasks_active ON tasks (finished_at) WHERE finished_at IS NULL",
 )
 
-STATE_UPGRADE = (
-    # from version 1: the labels of the runs stored before, and a note that the runs which ended before have
-    # to be counted into the rollups (done by LocalStore on its first rollups read: it needs the records)
-    "INSERT OR IGNORE INTO execution_labels (execution_id, key, value, created_at)"
-    " SELECT e.id, l.key, l.value, e.created_at FROM executions e, json_each(e.data, '$.request.labels') l",
-    "INSERT OR IGNORE INTO meta (key, value) SELECT 'rollups_backfill', 'pending'"
-    " WHERE EXISTS (SELECT 1 FROM executions)",
+STATE_UPGRADE: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        2,
+        (
+            # from version 1: the labels of the runs stored before, and a note that the runs which ended
+            # before have to be counted into the rollups (done by LocalStore on its first rollups read: it
+            # needs the records)
+            "INSERT OR IGNORE INTO execution_labels (execution_id, key, value, created_at)"
+            " SELECT e.id, l.key, l.value, e.created_at FROM executions e,"
+            " json_each(e.data, '$.request.labels') l",
+            "INSERT OR IGNORE INTO meta (key, value) SELECT 'rollups_backfill', 'pending'"
+            " WHERE EXISTS (SELECT 1 FROM executions)",
+        ),
+    ),
+    # 3 only adds the documents table, which STATE_SCHEMA creates
 )
-"""Run after STATE_SCHEMA when a state.db older than SCHEMA_VERSION is opened (nothing to do on a new one)."""
+"""Run after STATE_SCHEMA when a state.db older than SCHEMA_VERSION is opened: the steps of the versions above
+the file's, in order. Each step must be idempotent (a crash before the commit runs it again) and must never
+run again once its version is reached: step 2 re-run would re-note the backfill it already did and read every
+run's record again."""
 
 LOGS_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -198,18 +219,40 @@ def connect(path: str | os.PathLike[str], schema: tuple[str, ...]) -> sqlite3.Co
     return conn
 
 
+def _journal_mode_wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL. SQLite answers "database is locked" at once, without calling the busy handler, when
+    another connection opening a new file holds its lock at that moment (several server replicas or threads
+    creating one state.db): retried with a short backoff for as long as the busy timeout."""
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
 def _create_schema(conn: sqlite3.Connection, schema: tuple[str, ...]) -> None:
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    mode = _journal_mode_wal(conn)
     if str(mode).lower() != "wal":  # e.g. a network file system: still correct, only slower
         conn.execute("PRAGMA journal_mode=DELETE")
     with write(conn):
-        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        # read again under the write lock: another opener may have upgraded the file meanwhile
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found >= SCHEMA_VERSION:
             return
         for statement in schema:
             conn.execute(statement)
         if schema is STATE_SCHEMA:
-            for statement in STATE_UPGRADE:
-                conn.execute(statement)
+            for version, statements in STATE_UPGRADE:
+                if found < version:
+                    for statement in statements:
+                        conn.execute(statement)
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -22,6 +22,7 @@ CAPABILITIES = frozenset(
         Capability.SETUP,
         Capability.STORE_SCOPED,
         Capability.COST_ROLLUPS,
+        Capability.DOCUMENTS,
     }
 )
 

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runvoy_core.errors import AlreadyExists, UsageError, VersionConflict
+from runvoy_core.errors import AlreadyExists, UsageError, ValidationFailed, VersionConflict
 from runvoy_core.models import Execution, StatusChange
 from runvoy_core.ports.store import ExecutionPage, ExecutionQuery
 from runvoy_core.providers.local import db
 
 if TYPE_CHECKING:
     from runvoy_core.cost.rollups import RollupRow
+    from runvoy_core.ports.optional import Document
 
 
 def _sortable(ts: datetime) -> str:
@@ -34,9 +35,24 @@ _Buckets = list["RollupRow"]
 _Strings = list[str]
 
 
+def _check_version(version: object) -> None:
+    # any text may be a version (opaque: a wrong one is a conflict); anything else is a caller's bug
+    if not isinstance(version, str):
+        raise ValidationFailed(f"invalid document version {version!r}: the text a read returned")
+
+
+def _next_document_version(conn: Any) -> int:
+    row = conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('document_version', '1')"
+        " ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING value"
+    ).fetchone()
+    return int(row[0])
+
+
 class LocalStore:
     """The StorePort on state.db; also ``CostRollups`` and ``CostTotals`` (the cost_* tables: decisions 1401,
-    1404), counted in the transaction that writes a run's final record."""
+    1404), counted in the transaction that writes a run's final record, and ``DocumentStore`` (the documents
+    table: decision 1502)."""
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
@@ -221,6 +237,98 @@ class LocalStore:
             "SELECT data FROM events WHERE execution_id = ? ORDER BY seq", (execution_id,)
         )
         return [StatusChange.model_validate_json(r[0]) for r in rows]
+
+    # -- documents (DocumentStore, decision 1502) ----------------------------------------------------------
+    # runvoy_core.documents and ports.optional are imported on first use: they pull in re and json, which a
+    # run on the local provider never needs
+    def get_document(self, namespace: str, key: str) -> Document | None:
+        from runvoy_core import documents as docs
+        from runvoy_core.ports.optional import Document
+
+        docs.check_namespace(namespace)
+        docs.check_key(key)
+        row = (
+            self._state.get()
+            .execute("SELECT value, version FROM documents WHERE namespace = ? AND key = ?", (namespace, key))
+            .fetchone()
+        )
+        return None if row is None else Document(key, docs.decode_value(row[0]), str(row[1]))
+
+    def put_document(
+        self, namespace: str, key: str, value: dict[str, Any], *, version: str | None = None
+    ) -> Document:
+        from runvoy_core import documents as docs
+        from runvoy_core.ports.optional import Document
+
+        docs.check_namespace(namespace)
+        docs.check_key(key)
+        if version is not None:
+            _check_version(version)
+        text = docs.encode_value(value)
+        conn = self._state.get()
+        # the version counter and the write in one write transaction: a lost race rolls the counter back
+        # too, and BEGIN IMMEDIATE serialises writers across processes (replicas sharing this state.db)
+        with db.write(conn):
+            new_version = _next_document_version(conn)
+            if version is None:
+                written = conn.execute(
+                    "INSERT INTO documents (namespace, key, version, value) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (namespace, key) DO NOTHING",
+                    (namespace, key, new_version, text),
+                ).rowcount
+                if written != 1:
+                    raise AlreadyExists(f"document {namespace}/{key} exists already")
+            else:
+                # compared as text: only the exact text handed out matches (an INTEGER column would
+                # otherwise take "07" for 7)
+                written = conn.execute(
+                    "UPDATE documents SET version = ?, value = ?"
+                    " WHERE namespace = ? AND key = ? AND CAST(version AS TEXT) = ?",
+                    (new_version, text, namespace, key, version),
+                ).rowcount
+                if written != 1:
+                    raise VersionConflict(f"document {namespace}/{key} is not at version {version}")
+        return Document(key, docs.decode_value(text), str(new_version))
+
+    def delete_document(self, namespace: str, key: str, *, version: str) -> None:
+        from runvoy_core import documents as docs
+
+        docs.check_namespace(namespace)
+        docs.check_key(key)
+        _check_version(version)
+        conn = self._state.get()
+        with db.write(conn):
+            deleted = conn.execute(
+                "DELETE FROM documents WHERE namespace = ? AND key = ? AND CAST(version AS TEXT) = ?",
+                (namespace, key, version),
+            ).rowcount
+        if deleted != 1:
+            raise VersionConflict(f"document {namespace}/{key} is not at version {version}")
+
+    def list_documents(
+        self, namespace: str, *, prefix: str = "", after: str | None = None, limit: int = 100
+    ) -> builtins.list[Document]:
+        from runvoy_core import documents as docs
+        from runvoy_core.ports.optional import Document
+
+        docs.check_namespace(namespace)
+        docs.check_prefix(prefix)
+        if after is not None:
+            docs.check_key(after, what="after key")
+        docs.check_limit(limit)
+        # keys are 0x21-0x7e, so exactly the keys that start with the prefix sort in [prefix, prefix + 0x7f);
+        # the primary key's BINARY collation is byte order
+        lower, strict = (prefix, False) if after is None or after < prefix else (after, True)
+        rows = (
+            self._state.get()
+            .execute(
+                "SELECT key, value, version FROM documents WHERE namespace = ?"
+                f" AND key {'>' if strict else '>='} ? AND key < ? ORDER BY key LIMIT ?",
+                (namespace, lower, prefix + "\x7f", limit),
+            )
+            .fetchall()
+        )
+        return [Document(key, docs.decode_value(value), str(version)) for key, value, version in rows]
 
     # -- cost rollups (CostRollups) ------------------------------------------------------------------------
     def add_to_rollups(self, execution: Execution) -> bool:

@@ -223,6 +223,49 @@ class LogWriter:
         self.error = f"{len(params)} log chunks were lost: {failure}"
 
 
+class MaskedOutput:
+    """The command's output with its secrets masked (runvoy_core.masking), still handed to the log writer
+    in whole lines: a reader makes one event of each line of an index row. Each stream has its own masker;
+    what a masker holds back (the start of a secret that may continue) and the rest of its line wait for
+    the stream's next output, or the end."""
+
+    __slots__ = ("_forms", "_maskers", "_partial", "_put")
+
+    def __init__(self, put: Callable[[str, float, bytes | memoryview], None], forms: list[bytes]) -> None:
+        self._put = put
+        self._forms = forms
+        self._maskers: dict[str, Any] = {}
+        self._partial: dict[str, bytes] = {}
+
+    @classmethod
+    def for_values(
+        cls, put: Callable[[str, float, bytes | memoryview], None], values: list[str]
+    ) -> MaskedOutput | None:
+        from runvoy_core.masking import secret_forms
+
+        forms = secret_forms(values)
+        return cls(put, forms) if forms else None
+
+    def put(self, stream: str, timestamp: float, data: bytes | memoryview) -> None:
+        masker = self._maskers.get(stream)
+        if masker is None:
+            from runvoy_core.masking import StreamMasker
+
+            masker = self._maskers[stream] = StreamMasker(self._forms)
+        out = self._partial.pop(stream, b"") + masker.feed(data)
+        cut = out.rfind(b"\n") + 1
+        if cut < len(out):
+            self._partial[stream] = out[cut:]
+        if cut:
+            self._put(stream, timestamp, out[:cut] if cut < len(out) else out)
+
+    def close(self) -> None:
+        for stream, masker in self._maskers.items():
+            rest = self._partial.pop(stream, b"") + masker.flush()
+            if rest:
+                self._put(stream, time.time(), rest if rest.endswith(b"\n") else rest + b"\n")
+
+
 class Supervisor:
     def __init__(self, home: str, task_id: str) -> None:
         self.home = home
@@ -289,14 +332,22 @@ class Supervisor:
         # values from the spec come from the row, and secrets win over them (a secret is never overridden)
         spec_env: dict[str, str] = _loads(env_json)
         env.update(spec_env)
+        secret_values = []
         for name in _loads(secrets_json):
             if name in os.environ:
                 env[name] = os.environ[name]
+                secret_values.append(os.environ[name])
         # ...except by RUNVOY_*, which is runvoy's alone (decision 0208): only the spec's (the runner's) stand
         for name in [n for n in env if n.upper().startswith("RUNVOY_")]:
             del env[name]
         env.update((n, v) for n, v in spec_env.items() if n.upper().startswith("RUNVOY_"))
         self.writer = LogWriter(self.home, execution_id)
+        on_output = self.writer.put
+        masked: MaskedOutput | None = None
+        if secret_values:  # masked before the bytes reach the log file (decision 1901); no cost without
+            masked = MaskedOutput.for_values(self.writer.put, secret_values)
+            if masked is not None:
+                on_output = masked.put
         # the process rule (decision 0207): as the subreaper of everything the command starts, this process
         # finds and ends what left the process group; where it cannot be one, the group is all it ends
         descendants = tree.SubreaperTree() if tree.become_subreaper() and procinfo.has_proc() else None
@@ -304,7 +355,7 @@ class Supervisor:
             _loads(argv_json),
             env=env,
             cwd=None,  # set below: posix_spawn cannot, and this process runs only the command
-            on_output=self.writer.put,
+            on_output=on_output,
             timeout=timeout,
             grace=grace,
             descendants=descendants,
@@ -332,6 +383,8 @@ class Supervisor:
         try:
             info = process.run(should_stop=self.should_stop, tick=0.05, wake_fd=wake_r)
         finally:
+            if masked is not None:
+                masked.close()
             self.writer.close()  # every chunk is in logs.db before the outcome says the task ended
         self._finish(info, error=self.writer.error)
         self.writer.checkpoint()

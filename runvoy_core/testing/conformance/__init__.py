@@ -10,13 +10,15 @@ with ``Test`` for pytest to collect it) and provide the fixture it names::
 
 Suites: ComputeConformance (fixture ``provider``), LogsConformance (``provider``), ContractConformance
 (``provider``: declared capabilities are the implemented optional features), StoreConformance
-(``store``), LockRegisterConformance (``register``), PackagingConformance (class attributes only).
+(``store``), LockRegisterConformance (``register``), DocumentsConformance (``documents``: a DocumentStore),
+PackagingConformance (class attributes only).
 Each module imports pytest, so import the one you need, not this package's contents, from runtime code.
 """
 
 from runvoy_core.testing.conformance.compute import ComputeConformance
 from runvoy_core.testing.conformance.contract import ContractConformance
 from runvoy_core.testing.conformance.cost import CostConformance, CostExample
+from runvoy_core.testing.conformance.documents import DocumentsConformance
 from runvoy_core.testing.conformance.locks_register import LockRegisterConformance
 from runvoy_core.testing.conformance.logs import LogsConformance
 from runvoy_core.testing.conformance.packaging import PackagingConformance
@@ -28,6 +30,7 @@ __all__ = [
     "ContractConformance",
     "CostConformance",
     "CostExample",
+    "DocumentsConformance",
     "LockRegisterConformance",
     "LogsConformance",
     "PackagingConformance",

@@ -8,6 +8,7 @@ completion times, counts, conditions and the task's exit code or terminating sig
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
 import secrets as _random
@@ -77,6 +78,7 @@ class FakeCloudRun:
                 "run.projects.locations.jobs.executions.tasks.list": self._list_tasks,
                 "run.projects.locations.operations.get": self._get_operation,
                 "secretmanager.projects.secrets.get": self._get_secret,
+                "secretmanager.projects.secrets.versions.access": self._access_secret_version,
             },
         )
 
@@ -416,6 +418,21 @@ class FakeCloudRun:
             if f"{project}/{secret_id}" not in self.secrets:
                 raise ApiError(404, f"Secret [{name}] not found or has no versions.")
         return {"name": name, "replication": {"automatic": {}}, "createTime": rfc3339(time.time())}
+
+    def _access_secret_version(self, method: MatchedMethod, query: dict[str, list[str]], body: Any) -> Any:
+        name = method.params["name"]
+        _, project, _, secret_id, _, version = name.split("/")
+        with self._lock:
+            versions = self.secrets.get(f"{project}/{secret_id}", {})
+            if version == "latest" and versions:
+                version = max(versions, key=int)
+            if version not in versions:
+                raise ApiError(404, f"Secret Version [{name}] not found.")
+            data = versions[version].encode()
+        return {
+            "name": f"projects/{project}/secrets/{secret_id}/versions/{version}",
+            "payload": {"data": base64.b64encode(data).decode()},
+        }
 
     # -- simulator callbacks -------------------------------------------------------------------------
     def _finish_without_start(self, exec_name: str, message: str) -> None:
