@@ -13,23 +13,4 @@ if TYPE_CHECKING:
 
 
 def team_admin(provider: str | None = None) -> TeamAdmin:
-    client = state().runvoy(provider)
-    if client.server is not None:
-        from runvoy_core.remote.admin import RemoteTeamAdmin
-        from runvoy_core.remote.backend import RemoteBackend
-
-        backend = client.backend
-        if isinstance(backend, RemoteBackend):
-            return RemoteTeamAdmin(backend.client)
-    from runvoy_core.errors import CapabilityMissing
-    from runvoy_core.ports.optional import DocumentStore
-    from runvoy_core.team.admin import LocalTeamAdmin
-
-    store = client.store
-    if not isinstance(store, DocumentStore):
-        raise CapabilityMissing(
-            f"provider {client.provider_name!r} has no document store, where a runvoy server keeps its users, "
-            "keys and policies",
-            hint="use the provider the server runs on (--provider), or a runvoy server (runvoy login)",
-        )
-    return LocalTeamAdmin(store)
+    return state().runvoy(provider).team()

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from runvoy_core.plugins.registry import ProviderSpec
     from runvoy_core.ports import LockRegister, Provider, StorePort
     from runvoy_core.runner import LogSink, Messages, RunHandle, Runner
+    from runvoy_core.team.admin import TeamAdmin
 
 
 class Runvoy:
@@ -85,6 +86,11 @@ class Runvoy:
     def backend(self) -> Backend:
         """What every method delegates to: a ``LocalBackend``, or a server's client."""
         return self._backend
+
+    def team(self) -> TeamAdmin:
+        """Users, keys, policies and the audit log (``runvoy users|keys|policies|audit``): through the server
+        when one is configured, else on the provider's document store."""
+        return self._backend.team()
 
     @property
     def provider_name(self) -> str:

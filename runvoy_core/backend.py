@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         StatusChange,
     )
     from runvoy_core.runner import LogSink, Messages, RunHandle
+    from runvoy_core.team.admin import TeamAdmin
 
 
 @runtime_checkable
@@ -235,6 +236,14 @@ class Backend(Protocol):
         "distribution", "version", "plugin", "capabilities": [str], "description", "install_extra"}],
         "failures": [{"plugin", "distribution", "error"}], "skipped": [str], "notices": [str],
         "prices": <the price catalog's info, or None>, "warnings": [str]}``."""
+        ...
+
+    # -- the team (decision 1519)
+    def team(self) -> TeamAdmin:
+        """The admin surface of users, keys, policies and the audit log where this backend keeps them: the
+        provider's document store for a LocalBackend (whoever holds its credentials), the server's admin
+        routes for a server's client, the caller's checked view on a server. Raises CapabilityMissing for a
+        provider without a document store."""
         ...
 
     def close(self) -> None: ...

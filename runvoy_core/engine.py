@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from runvoy_core.models import LockRecord
     from runvoy_core.plugins.manager import LoadedPlugins
     from runvoy_core.plugins.registry import ProviderSpec
+    from runvoy_core.team.admin import TeamAdmin
 
 
 def _runvoy_extras() -> frozenset[str]:
@@ -249,6 +250,20 @@ class LocalBackend:
     def close(self) -> None:
         if self._provider is not None:
             self._provider.close()
+
+    def team(self) -> TeamAdmin:
+        from runvoy_core.errors import CapabilityMissing
+        from runvoy_core.ports.optional import DocumentStore
+        from runvoy_core.team.admin import LocalTeamAdmin
+
+        store = self.store
+        if not isinstance(store, DocumentStore):
+            raise CapabilityMissing(
+                f"provider {self.provider_name!r} has no document store, where a runvoy server keeps its users, "
+                "keys and policies",
+                hint="use the provider the server runs on (--provider), or a runvoy server (runvoy login)",
+            )
+        return LocalTeamAdmin(store)
 
     # -- running -------------------------------------------------------------------------------------------------
     def run(

@@ -9,4 +9,4 @@ from runvoy_core.team.context import Caller
 def verify(store: DocumentStore, caller: Caller, code: str) -> bool:
     from runvoy_core.team.totp import SecondFactor
 
-    return SecondFactor(store).verify(caller.name, code)
+    return SecondFactor(store).verify(caller.name, code, key_id=caller.key_id)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         StatusChange,
     )
     from runvoy_core.runner import LogSink, Messages, RunHandle
+    from runvoy_core.team.admin import TeamAdmin
 
 log = get_logger("runvoy.remote")
 
@@ -218,6 +219,11 @@ class RemoteBackend:
 
     def close(self) -> None:
         self.client.close()
+
+    def team(self) -> TeamAdmin:
+        from runvoy_core.remote.admin import RemoteTeamAdmin
+
+        return RemoteTeamAdmin(self.client)
 
     # -- running ---------------------------------------------------------------------------------------------
     def run(

@@ -25,6 +25,8 @@ from runvoy_core.errors import RunvoyError, ServerUnavailable, ValidationFailed,
 from runvoy_core.remote import sse
 
 USER_AGENT = "runvoy-remote/1"
+TOTP_ENV = "RUNVOY_TOTP"
+"""The current one-time password of an admin whose server requires one (decision 1510): sent as X-Runvoy-TOTP."""
 REUSE_IDLE = 2.0
 """Seconds a kept-alive connection may idle and still be reused (servers close theirs after ~5 s: uvicorn's
 default); an older one is replaced rather than risk a request the server never reads."""
@@ -69,6 +71,25 @@ def normalize_server(url: str) -> str:
     """The canonical form of a server URL (the key of the token file): scheme and host lower case, no default
     port, no trailing slash."""
     return ServerAddress.parse(url).url
+
+
+def second_factor() -> str | None:
+    """RUNVOY_TOTP, in its documented form (read at each request: a code is valid for 30 s); a malformed one is
+    refused without being repeated."""
+    import os
+
+    given = os.environ.get(TOTP_ENV, "").strip()
+    if not given:
+        return None
+    from runvoy_core import inputs
+
+    try:
+        return str(inputs.TOTP_CODE.parse(given))
+    except ValueError:
+        raise ValidationFailed(
+            f"{TOTP_ENV} is not a one-time password: {inputs.TOTP_CODE.text}",
+            hint=f"set {TOTP_ENV} to the current code of your authenticator app, or unset it",
+        ) from None
 
 
 class Client:
@@ -124,6 +145,9 @@ class Client:
             headers["Content-Type"] = "application/json"
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
+        code = second_factor()
+        if code is not None:
+            headers["X-Runvoy-TOTP"] = code
         return headers
 
     def _target(self, path: str, query: dict[str, Any] | None) -> str:

@@ -636,6 +636,10 @@ class TeamBackend:
     def close(self) -> None:
         """Nothing: the inner backend is the server's, shared by every request."""
 
+    def team(self) -> TeamAdmin:
+        """Itself: its TeamAdmin methods are the caller's checked view."""
+        return self
+
     # -- TeamAdmin ---------------------------------------------------------------------------------------------
     def whoami(self) -> Identity:
         self._allow("whoami", f"user:{self.caller.name}")

@@ -136,9 +136,11 @@ class SecondFactor:
                 continue
         raise VersionConflict(f"the one-time password of {user!r} kept changing while it was being removed")
 
-    def verify(self, user: str, code: object) -> bool:
-        """True once for a right code of the current step or one step either side; False for anything else
-        (not enrolled, not 6 digits, wrong, used already, or too many failures in a row), never raised."""
+    def verify(self, user: str, code: object, *, key_id: str | None = None) -> bool:
+        """True for a right code of the current step or one step either side, once — or again for the API key
+        that used it first (``key_id``: one CLI command sends several requests with one code, and an
+        eavesdropper replaying it would also need that key); False for anything else (not enrolled, not 6
+        digits, wrong, used already by another key, or too many failures in a row), never raised."""
         given = check_code(code)
         for _ in range(CAS_ATTEMPTS):
             try:
@@ -154,8 +156,10 @@ class SecondFactor:
                 return False
             step = _matching_step(str(state.get("secret", "")), given, now) if given else None
             last = state.get("last_step")
+            if step is not None and key_id is not None and step == last and state.get("last_key") == key_id:
+                return True  # the same code again from the key that used it: nothing to record
             if step is not None and (not isinstance(last, int) or step > last):
-                state.update(last_step=step, failures=0, failed_at=None)
+                state.update(last_step=step, last_key=key_id, failures=0, failed_at=None)
                 accepted = True
             else:
                 if failures >= MAX_FAILURES:  # the lockout is over: a new run of attempts
@@ -200,6 +204,6 @@ def code_at(secret: str, moment: datetime, *, steps: int = 0) -> str:
     return str(totp.at(moment + timedelta(seconds=STEP * steps)))
 
 
-def verify(store: DocumentStore, user: str, code: object) -> bool:
-    """``SecondFactor(store).verify(user, code)``: what a server checks an ``X-Runvoy-TOTP`` header with."""
-    return SecondFactor(store).verify(user, code)
+def verify(store: DocumentStore, user: str, code: object, *, key_id: str | None = None) -> bool:
+    """``SecondFactor(store).verify(user, code, key_id=...)``: what a server checks ``X-Runvoy-TOTP`` with."""
+    return SecondFactor(store).verify(user, code, key_id=key_id)

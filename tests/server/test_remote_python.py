@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -279,3 +280,33 @@ def test_login_prompts_without_echo_on_a_terminal(remote: RunningServer) -> None
     assert child.exitstatus == 0
     path = Path(os.environ["RUNVOY_CONFIG"]).parent / "tokens.json"
     assert stored_token(normalize_server(remote.url), path) == remote.token
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40) | st.from_regex(r"[0-9 ]{0,12}", fullmatch=True))
+def test_runvoy_totp_is_sent_in_its_form_or_refused_unrepeated(value: str) -> None:
+    """RUNVOY_TOTP: 6 digits (spaces ignored) reach the header; anything else is ValidationFailed, unrepeated."""
+    from runvoy_core.errors import ValidationFailed
+    from runvoy_core.remote.client import TOTP_ENV, second_factor
+
+    if "\x00" in value:
+        return  # an environment variable cannot hold NUL
+    saved = os.environ.get(TOTP_ENV)
+    os.environ[TOTP_ENV] = value
+    try:
+        try:
+            sent = second_factor()
+        except ValidationFailed as exc:
+            # the same words whatever the value: it is never repeated
+            assert str(exc) == f"{TOTP_ENV} is not a one-time password: {inputs.TOTP_CODE.text}"
+            return
+        if not value.strip():
+            assert sent is None
+        else:
+            assert sent is not None and re.fullmatch(r"[0-9]{6}", sent)
+            assert sent == value.replace(" ", "")
+    finally:
+        if saved is None:
+            os.environ.pop(TOTP_ENV, None)
+        else:
+            os.environ[TOTP_ENV] = saved

@@ -45,9 +45,13 @@ def _start(home: Path, servers: list[RunningServer], env: dict[str, str] | None 
     return running
 
 
-def cli(server: RunningServer, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RUNVOY_SERVER", "RUNVOY_TOKEN")}
+def cli(
+    server: RunningServer, *args: str, token: str | None = None, totp: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNVOY_SERVER", "RUNVOY_TOKEN", "RUNVOY_TOTP")}
     env.update(RUNVOY_SERVER=server.url, RUNVOY_TOKEN=token or server.token or "")
+    if totp is not None:
+        env["RUNVOY_TOTP"] = totp
     return subprocess.run([RUNVOY, *args], capture_output=True, text=True, timeout=120, env=env, check=False)
 
 
@@ -70,7 +74,7 @@ def test_audit_verify_and_export_through_a_server(tmp_path: Path, started: list[
     assert [e["action"] for e in entries][:2] == ["create_user", "create_key"]
     assert all(entry_hash(e) == e["hash"] for e in entries)
     assert entries[-1]["hash"] == report["last_hash"]
-    assert vera.split("_")[2] not in exported.stdout  # a key's secret never reaches the log
+    assert vera.split("_", 2)[2] not in exported.stdout  # a key's secret never reaches the log
 
     refused = cli(server, "audit", "verify", token=vera)
     assert refused.returncode == 77 and "Traceback" not in refused.stderr
@@ -93,8 +97,8 @@ def test_admin_requests_need_a_fresh_totp_code(tmp_path: Path, started: list[Run
     secret = SecondFactor(store).enroll(admin).secret
     store.close()
 
-    def create(name: str, code: str | None) -> httpx.Response:
-        headers = dict(server.headers)
+    def create(name: str, code: str | None, headers: dict[str, str] | None = None) -> httpx.Response:
+        headers = dict(headers or server.headers)
         if code is not None:
             headers["X-Runvoy-TOTP"] = code
         body = {"name": name, "role": "viewer", "team": "data"}
@@ -105,7 +109,40 @@ def test_admin_requests_need_a_fresh_totp_code(tmp_path: Path, started: list[Run
     code = code_at(secret, datetime.now(UTC))
     accepted = create("withcode", code)
     assert accepted.status_code in (200, 201), accepted.text
-    replayed = create("replayed", code)
+    # one CLI command sends several requests with one code: the key that used it may use it again...
+    again = create("again", code)
+    assert again.status_code in (200, 201), again.text
+    made = httpx.post(
+        f"{server.url}/v1/keys",
+        json={"user": admin, "name": "second"},
+        headers={**server.headers, "X-Runvoy-TOTP": code},
+        timeout=60,
+    )
+    assert made.status_code in (200, 201), made.text
+    # ...but the same code from any other key is a replay
+    other = {"Authorization": f"Bearer {made.json()['token']}"}
+    replayed = create("replayed", code, other)
     assert replayed.status_code == 401, replayed.text
     assert replayed.json()["error"]["code"] == "invalidtoken"
     assert code not in replayed.text
+
+
+def test_the_cli_sends_the_code_of_runvoy_totp(tmp_path: Path, started: list[RunningServer]) -> None:
+    home = tmp_path / "server-home"
+    home.mkdir()
+    server = _start(home, started, env={"RUNVOY_SERVE__REQUIRE_TOTP_FOR_ADMIN": "true"})
+    store = LocalStore(home)
+    secret = SecondFactor(store).enroll("admin").secret
+    store.close()
+
+    refused = cli(server, "users", "create", "una", "--role", "viewer", "--team", "data")
+    assert refused.returncode == 77, refused.stderr
+    assert "second factor" in refused.stderr.lower() or "totp" in refused.stderr.lower(), refused.stderr
+    bad = cli(server, "users", "list", totp="12x456")
+    assert bad.returncode == 125 and "RUNVOY_TOTP" in bad.stderr and "12x456" not in bad.stderr, bad.stderr
+    code = code_at(secret, datetime.now(UTC))
+    made = cli(server, "users", "create", "una", "--role", "viewer", "--team", "data", totp=code)
+    assert made.returncode == 0, made.stderr
+    key = cli(server, "keys", "create", "una", "--json", totp=code)  # the same code, the same key
+    assert key.returncode == 0, key.stderr
+    assert code not in made.stdout + made.stderr + key.stderr
