@@ -210,7 +210,9 @@ def test_the_matrix_covers_every_method() -> None:
         for name, value in vars(proto).items()
         if inspect.isfunction(value) and not name.startswith("_")
     }
-    assert set(ACTIONS) == members - {"close", "team"} == set(LEAST_ROLE)  # team(): itself, each method checked
+    assert (
+        set(ACTIONS) == members - {"close", "team"} == set(LEAST_ROLE)
+    )  # team(): itself, each method checked
     env = Env(inner=None, store=None)  # type: ignore[arg-type]
     env.runs = {"data": "r", "web": "r"}
     env.holders = {"data": "h", "web": "h"}
