@@ -83,6 +83,57 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "description": "stable: the error's section of docs/errors.md"},
+                "message": {"type": "string"},
+                "hint": {"type": ["string", "null"]},
+                "request_id": {"type": ["string", "null"]},
+            },
+            "required": ["code", "message"],
+        }
+    },
+    "required": ["error"],
+}
+"""Every error answer's body (decision 1513)."""
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with every error answer described as what the server sends: its 422 (FastAPI would
+    describe its own HTTPValidationError, which this server never sends) and a default for the others."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["Error"] = ERROR_SCHEMA
+    error = {"$ref": "#/components/schemas/Error"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = {
+                    "description": "invalid input",
+                    "content": {"application/json": {"schema": error}},
+                }
+            responses.setdefault(
+                "default",
+                {
+                    "description": "an error (docs/errors.md)",
+                    "content": {"application/json": {"schema": error}},
+                },
+            )
+    app.openapi_schema = schema
+    return schema
+
+
 def create_app(settings: Settings | None = None, *, engine: LocalBackend | None = None) -> FastAPI:
     """The app on ``settings``' provider (one engine for the process; ``engine`` to share one already made).
     Raises CapabilityMissing when the provider has no document store to keep the team state in."""
@@ -110,6 +161,7 @@ def create_app(settings: Settings | None = None, *, engine: LocalBackend | None 
         lifespan=lifespan,
     )
     app.state.runvoy = state
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.include_router(health.router)
     for router in routes.ROUTERS:
         app.include_router(router)
